@@ -1,0 +1,527 @@
+/* Actors: messages, spawning, the turn (system lane, held sends, user lane),
+ * dispatch to handlers, stopping and ending. */
+#include "actors/core.h"
+
+#include <sched.h>
+#include <string.h>
+
+/* ---- Messages ---------------------------------------------------------- */
+
+tr__msg *
+tr__msg_new(size_t len)
+{
+    tr__msg *m = tr__alloc(sizeof *m + len);
+
+    if (m == NULL) {
+        return NULL;
+    }
+    memset(m, 0, sizeof *m);
+    m->data = m->inline_;
+    m->len = len;
+    return m;
+}
+
+void
+tr__msg_free(tr__msg *m)
+{
+    if (m->free_fn != NULL) {
+        m->free_fn(m->data);
+    }
+    tr__free(m);
+}
+
+/* ---- Behaviors --------------------------------------------------------- */
+
+static const tr_handler *
+find_row(const tr_behavior *b, uint32_t type)
+{
+    for (uint32_t i = 0; i < b->nhandlers; i++) {
+        if (b->handlers[i].type == type) {
+            return &b->handlers[i];
+        }
+    }
+    return NULL;
+}
+
+static bool
+behavior_ok(const tr_behavior *b)
+{
+    if (b->nhandlers > 0 && b->handlers == NULL) {
+        return false;
+    }
+    for (uint32_t i = 0; i < b->nhandlers; i++) {
+        if (b->handlers[i].fn == NULL) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* ---- Spawning ---------------------------------------------------------- */
+
+static tr_status
+spawn(tr_runtime *rt, tr__actor *parent, const tr_behavior *b,
+      const tr_spawn_opts *o, tr_ref *out)
+{
+    static const tr_spawn_opts none = {0};
+    const tr_handler *init;
+    uint32_t capacity, policy, gen, state;
+    tr__actor *a;
+    tr__msg *m;
+    void *self_state;
+    uint64_t w;
+    tr_status st;
+
+    if (b == NULL || out == NULL || !behavior_ok(b)) {
+        return TR_EINVAL;
+    }
+    o = o ? o : &none;
+    capacity = o->capacity ? o->capacity : rt->cfg.mailbox_capacity;
+    policy = o->set_overflow ? (uint32_t)o->overflow
+                             : (uint32_t)rt->cfg.overflow;
+    if (capacity > TR_MAILBOX_MAX_CAPACITY || policy > TR_FAIL ||
+        (o->arg == NULL && o->arg_len > 0)) {
+        return TR_EINVAL;
+    }
+    init = find_row(b, TR_MSG_INIT);
+    if ((init == NULL && o->arg_len > 0) ||
+        (init != NULL && init->size != TR_SIZE_ANY &&
+         init->size != o->arg_len)) {
+        return TR_EINVAL;
+    }
+    if (o->arg_len > rt->cfg.max_payload) {
+        return TR_EMSGSIZE;
+    }
+    /* Outside threads stop spawning when draining starts; handlers may
+     * spawn while draining, not once actors are being stopped. */
+    state = atomic_load_explicit(&rt->state, memory_order_acquire);
+    if (state >= (parent ? TR__RT_STOPPING : TR__RT_DRAINING)) {
+        return TR_ESHUTDOWN;
+    }
+    self_state = tr__calloc(1, b->state_size ? b->state_size : 1);
+    if (self_state == NULL) {
+        return TR_ENOMEM;
+    }
+    m = tr__msg_new(o->arg_len);
+    if (m == NULL) {
+        st = TR_ENOMEM;
+        goto fail_msg;
+    }
+    if (o->arg_len > 0) {
+        memcpy(m->data, o->arg, o->arg_len);
+    }
+    st = tr__slot_alloc(rt, &a);
+    if (st != TR_OK) {
+        goto fail_slot;
+    }
+    /* Waiters that registered with the slot's previous actor after its last
+     * look: wake them so they find it gone. */
+    tr__wake_waiters(rt, a);
+    a->beh = b;
+    a->state = self_state;
+    a->policy = (uint8_t)policy;
+    a->lflags = 0;
+    a->outbox = (tr__outbox){0};
+    a->reason = (tr_reason){0};
+    atomic_store_explicit(&a->wflags, 0, memory_order_relaxed);
+    atomic_store_explicit(&a->muted_on, 0, memory_order_relaxed);
+    gen = atomic_load_explicit(&a->gen, memory_order_relaxed);
+    tr__mbox_open(&a->mb, gen, capacity);
+    /* release: shutdown's walk (acquire) sees a fully set up actor. */
+    atomic_store_explicit(&a->life, TR__LIFE_ALIVE, memory_order_release);
+
+    m->type = TR__SYS_INIT;
+    m->from = parent ? tr__ref_of(rt, parent) : TR_NOREF;
+    m->to = tr__ref_of(rt, a);
+    *out = m->to;
+    /* The first message of a fresh mailbox: it always schedules. */
+    if (TR_ALWAYS(tr__mbox_admit_sys(&a->mb, gen, &w) ==
+                  TR__ADMIT_SCHEDULE)) {
+        tr__mbox_push_sys(&a->mb, &m->node);
+        tr__exec_schedule(rt->exec, a);
+    }
+    TR__COUNT(rt, spawned, 1);
+    return TR_OK;
+
+fail_slot:
+    tr__msg_free(m);
+fail_msg:
+    tr__free(self_state);
+    return st;
+}
+
+tr_status
+tr_spawn_cx(tr_cx *cx, const tr_behavior *b, const tr_spawn_opts *opts,
+            tr_ref *out)
+{
+    if (cx == NULL) {
+        return TR_EINVAL;
+    }
+    return spawn(cx->rt, cx->self, b, opts, out);
+}
+
+tr_status
+tr_spawn_rt(tr_runtime *rt, const tr_behavior *b, const tr_spawn_opts *opts,
+            tr_ref *out)
+{
+    tr__worker *w;
+
+    if (rt == NULL) {
+        return TR_EINVAL;
+    }
+    /* Called from a handler with the runtime pointer: act as the handler. */
+    w = tr__worker_self();
+    if (w != NULL && tr__worker_exec(w) == rt->exec &&
+        *tr__worker_user(w) != NULL) {
+        return tr_spawn_cx(*tr__worker_user(w), b, opts, out);
+    }
+    return spawn(rt, NULL, b, opts, out);
+}
+
+/* ---- System messages --------------------------------------------------- */
+
+tr_status
+tr__send_sys(tr_runtime *rt, tr_ref to, uint32_t kind, const void *data,
+             size_t len)
+{
+    tr__actor *a = tr__lookup(rt, to);
+    tr__msg *m;
+    uint64_t w;
+
+    if (a == NULL) {
+        return TR_EDEAD;
+    }
+    m = tr__msg_new(len);
+    if (m == NULL) {
+        return TR_ENOMEM;
+    }
+    m->type = kind;
+    m->to = to;
+    if (len > 0) {
+        memcpy(m->data, data, len);
+    }
+    switch (tr__mbox_admit_sys(&a->mb, to.gen_, &w)) {
+    case TR__ADMIT_SCHEDULE:
+        tr__mbox_push_sys(&a->mb, &m->node);
+        tr__exec_schedule(rt->exec, a);
+        return TR_OK;
+    case TR__ADMIT_OK:
+        tr__mbox_push_sys(&a->mb, &m->node);
+        if (w & TR__MB_MUTE) {
+            tr__actor_wake(rt, a); /* parked muted: system messages run */
+        }
+        return TR_OK;
+    case TR__ADMIT_FULL:
+        tr__msg_free(m);
+        return TR_EFULL;
+    default:
+        tr__msg_free(m);
+        return TR_EDEAD;
+    }
+}
+
+void
+tr__actor_wake(tr_runtime *rt, tr__actor *a)
+{
+    /* acq_rel: acquire pairs with the muting owner's release CAS (its turn
+     * is over before we schedule it again); release publishes WAKE to an
+     * owner still deciding whether to mute (see tr__mute). */
+    uint32_t old = atomic_fetch_or_explicit(&a->wflags, TR__W_WAKE,
+                                            memory_order_acq_rel);
+
+    /* The first waker of a parked muted actor schedules it; later ones see
+     * WAKE already set and leave it. */
+    if (old == TR__W_MUTED) {
+        atomic_store_explicit(&a->wflags, 0, memory_order_relaxed);
+        tr__exec_schedule(rt->exec, a);
+    }
+}
+
+static void
+set_ending(tr__actor *a, tr_exit_kind kind, int32_t code, const char *text)
+{
+    if (a->lflags & TR__L_ENDING) {
+        return; /* the first reason wins */
+    }
+    a->lflags |= TR__L_ENDING;
+    a->reason.kind = kind;
+    a->reason.code = code;
+    snprintf(a->reason.text, sizeof a->reason.text, "%s", text ? text : "");
+}
+
+static void
+handle_sys(tr_cx *cx, tr__msg *m)
+{
+    tr__actor *a = cx->self;
+
+    switch (m->type) {
+    case TR__SYS_INIT: {
+        const tr_handler *init = find_row(a->beh, TR_MSG_INIT);
+        tr_status st = TR_OK;
+
+        if (init != NULL) {
+            cx->msg = m;
+            st = init->fn(cx, a->state, m->len ? m->data : NULL);
+            cx->msg = NULL;
+        }
+        if (st < 0) {
+            set_ending(a, TR_EXIT_FAILED, st, "init failed");
+        } else {
+            a->lflags |= TR__L_INITED;
+        }
+        break;
+    }
+    case TR__SYS_STOP: {
+        tr_reason why;
+
+        memcpy(&why, m->data, sizeof why);
+        set_ending(a, why.kind, why.code, why.text);
+        break;
+    }
+    default: /* TR__SYS_WAKE: held sends are retried after the lane */
+        break;
+    }
+    tr__msg_free(m);
+}
+
+/* ---- Dispatch ---------------------------------------------------------- */
+
+static void
+dispatch(tr_cx *cx, tr__msg *m)
+{
+    tr__actor *a = cx->self;
+    const tr_handler *row = find_row(a->beh, m->type);
+    tr_status st;
+
+    if (row == NULL) {
+        row = find_row(a->beh, TR_MSG_UNHANDLED);
+        if (row == NULL) {
+            tr__dead_letter(cx->rt, m, TR_EUNHANDLED);
+            return;
+        }
+    }
+    if (row->size != TR_SIZE_ANY && row->size != m->len) {
+        tr__dead_letter(cx->rt, m, TR_EBADMSG);
+        return;
+    }
+    cx->msg = m;
+    st = row->fn(cx, a->state, m->len ? m->data : NULL);
+    cx->msg = NULL;
+    if (st < 0) {
+        char text[TR_REASON_TEXT];
+
+        snprintf(text, sizeof text, "handler for type %u returned %s",
+                 m->type, tr_status_name(st));
+        set_ending(a, TR_EXIT_FAILED, st, text);
+    }
+    tr__msg_free(m);
+}
+
+/* ---- Ending ------------------------------------------------------------ */
+
+/* Runs the terminate hook, dead-letters everything the actor still has, and
+ * frees its slot. `consumed` is the turn's unreleased mailbox count. */
+static void
+end(tr_cx *cx, uint64_t consumed)
+{
+    tr_runtime *rt = cx->rt;
+    tr__actor *a = cx->self;
+    bool drop_oldest = a->policy == TR_DROP_OLDEST;
+    tr_status why = a->reason.kind == TR_EXIT_SHUTDOWN ? TR_ESHUTDOWN
+                                                        : TR_EDEAD;
+    uint64_t word;
+
+    tr__mbox_close(&a->mb);
+    if (a->lflags & TR__L_INITED) {
+        const tr_handler *term = find_row(a->beh, TR_MSG_TERMINATE);
+
+        if (term != NULL) {
+            cx->msg = NULL;
+            (void)term->fn(cx, a->state, &a->reason);
+        }
+    }
+    tr__outbox_drop(rt, a);
+    if (a->lflags & TR__L_MUTE_HELD) {
+        consumed += TR__MB_MUTE;
+    }
+    word = tr__mbox_add(&a->mb, (uint64_t)0 - consumed);
+    /* Admissions that won before the close are counted: wait for each to
+     * be pushed, then dead-letter it. */
+    while (word & (TR__MB_USER_MASK | TR__MB_SYS_MASK)) {
+        tr__mnode *n = drop_oldest ? tr__mbox_pop_locked(&a->mb)
+                                   : tr__mbox_pop(&a->mb);
+        tr__mnode *s = tr__mbox_take_sys(&a->mb);
+        uint64_t k = 0;
+
+        if (n != NULL) {
+            tr__dead_letter(rt, (tr__msg *)n, why);
+            k += TR__MB_USER_ONE;
+        }
+        while (s != NULL) {
+            tr__mnode *next = atomic_load_explicit(&s->next,
+                                                   memory_order_relaxed);
+
+            tr__msg_free((tr__msg *)s);
+            k += TR__MB_SYS_ONE;
+            s = next;
+        }
+        if (k == 0) {
+            sched_yield(); /* a producer is between admission and push */
+            word = tr__mbox_word(&a->mb);
+        } else {
+            word = tr__mbox_add(&a->mb, (uint64_t)0 - k);
+        }
+    }
+    tr__wake_waiters(rt, a);
+    atomic_store_explicit(&a->muted_on, 0, memory_order_relaxed);
+    atomic_store_explicit(&a->wflags, 0, memory_order_relaxed);
+    tr__free(a->state);
+    a->state = NULL;
+    tr__slot_release(rt, a);
+}
+
+/* ---- The turn ---------------------------------------------------------- */
+
+void
+tr__run(void *ctx, tr__worker *w, void *item)
+{
+    tr_runtime *rt = ctx;
+    tr__actor *a = item;
+    tr_cx cx = {rt, a, w, NULL};
+    void **user = tr__worker_user(w);
+    uint64_t consumed = 0, word;
+    uint32_t n = 0, budget = rt->cfg.budget;
+    bool drop_oldest = a->policy == TR_DROP_OLDEST;
+    tr__mnode *s;
+
+    *user = &cx;
+    s = tr__mbox_take_sys(&a->mb);
+    while (s != NULL) {
+        tr__mnode *next = atomic_load_explicit(&s->next, memory_order_relaxed);
+
+        consumed += TR__MB_SYS_ONE;
+        handle_sys(&cx, (tr__msg *)s);
+        s = next;
+    }
+    if (!(a->lflags & TR__L_ENDING) && a->outbox.n > 0 &&
+        tr__mute(rt, a, &consumed)) {
+        goto out; /* parked muted; no longer ours */
+    }
+    while (!(a->lflags & TR__L_ENDING) && n < budget) {
+        tr__mnode *m = drop_oldest ? tr__mbox_pop_locked(&a->mb)
+                                   : tr__mbox_pop(&a->mb);
+
+        if (m == NULL) {
+            break;
+        }
+        n++;
+        consumed += TR__MB_USER_ONE;
+        dispatch(&cx, (tr__msg *)m);
+        if (!(a->lflags & TR__L_ENDING) && a->outbox.n > 0 &&
+            tr__mute(rt, a, &consumed)) {
+            TR__COUNT(rt, handled, n);
+            tr__wake_waiters(rt, a);
+            goto out;
+        }
+    }
+    TR__COUNT(rt, handled, n);
+    if (a->lflags & TR__L_ENDING) {
+        end(&cx, consumed);
+        goto out;
+    }
+    if (a->lflags & TR__L_MUTE_HELD) {
+        consumed += TR__MB_MUTE;
+        a->lflags &= (uint8_t)~TR__L_MUTE_HELD;
+    }
+    word = tr__mbox_add(&a->mb, (uint64_t)0 - consumed);
+    if (n > 0) {
+        tr__wake_waiters(rt, a);
+    }
+    if (word & TR__MB_TOKENS) {
+        tr__exec_yield(w, a); /* more to do: after the others */
+    }
+out:
+    *user = NULL;
+}
+
+/* ---- Stopping ---------------------------------------------------------- */
+
+static tr_status
+stop(tr_runtime *rt, tr__actor *self, tr_ref who)
+{
+    static const tr_reason normal = {TR_EXIT_NORMAL, 0, "stopped"};
+
+    if (self != NULL && tr_ref_eq(who, tr__ref_of(rt, self))) {
+        set_ending(self, normal.kind, normal.code, normal.text);
+        return TR_OK;
+    }
+    return tr__send_sys(rt, who, TR__SYS_STOP, &normal, sizeof normal);
+}
+
+tr_status
+tr_stop_cx(tr_cx *cx, tr_ref who)
+{
+    if (cx == NULL) {
+        return TR_EINVAL;
+    }
+    return stop(cx->rt, cx->self, who);
+}
+
+tr_status
+tr_stop_rt(tr_runtime *rt, tr_ref who)
+{
+    tr__worker *w;
+
+    if (rt == NULL) {
+        return TR_EINVAL;
+    }
+    w = tr__worker_self();
+    if (w != NULL && tr__worker_exec(w) == rt->exec &&
+        *tr__worker_user(w) != NULL) {
+        return tr_stop_cx(*tr__worker_user(w), who);
+    }
+    return stop(rt, NULL, who);
+}
+
+tr_status
+tr_exit(tr_cx *cx, int32_t code, const char *text)
+{
+    if (cx == NULL) {
+        return TR_EINVAL;
+    }
+    set_ending(cx->self, code == 0 ? TR_EXIT_NORMAL : TR_EXIT_FAILED, code,
+               text);
+    return TR_OK;
+}
+
+/* ---- Inside a handler -------------------------------------------------- */
+
+tr_ref
+tr_self(const tr_cx *cx)
+{
+    return tr__ref_of(cx->rt, cx->self);
+}
+
+tr_ref
+tr_sender(const tr_cx *cx)
+{
+    return cx->msg ? cx->msg->from : TR_NOREF;
+}
+
+uint32_t
+tr_msg_type(const tr_cx *cx)
+{
+    return cx->msg ? cx->msg->type : 0;
+}
+
+size_t
+tr_msg_size(const tr_cx *cx)
+{
+    return cx->msg ? cx->msg->len : 0;
+}
+
+tr_runtime *
+tr_cx_runtime(const tr_cx *cx)
+{
+    return cx->rt;
+}

@@ -1,0 +1,232 @@
+/* The actor layer's internals: the runtime object, the actor table, actors,
+ * messages and the turn context. Shared by the files of actors/.
+ *
+ * Who touches what:
+ * - An actor's mailbox word, lanes and waiters: see mailbox/mailbox.h.
+ * - Fields marked "owner" are touched only by the thread running the actor's
+ *   turn; turns of one actor never overlap (the token rule in mailbox.h) and
+ *   hand over through the mailbox word and the run queues (acquire/release),
+ *   so owner fields need no atomics.
+ * - Actor headers are type-stable: they live in table chunks that are freed
+ *   only with the runtime, so a sender holding a stale ref may read a header
+ *   safely; the mailbox epoch then refuses it.
+ */
+#ifndef TR_ACTORS_CORE_H
+#define TR_ACTORS_CORE_H
+
+#include <pthread.h>
+
+#include "troupe/troupe.h"
+
+#include "common/common.h"
+#include "mailbox/mailbox.h"
+#include "runtime/exec.h"
+#include "runtime/timer.h"
+
+/* Internal message kinds on the system lane (tr__msg.type there). */
+enum {
+    TR__SYS_INIT = 1, /* payload: the spawn argument */
+    TR__SYS_STOP,     /* payload: tr_reason */
+    TR__SYS_WAKE,     /* a muted actor should retry its held sends */
+};
+
+/* A message. The payload is inline after the header, or a moved buffer. */
+typedef struct tr__msg {
+    tr__mnode node; /* first: the lanes link through it */
+    uint32_t type;
+    tr_status status; /* a reply's status: TR_OK or the asker's error */
+    tr_ref from;
+    tr_ref to;
+    uint64_t corr;      /* nonzero: a request that expects a reply */
+    size_t len;
+    void *data;         /* inline_ or a moved buffer */
+    tr_free_fn free_fn; /* NULL for inline payloads */
+    alignas(16) unsigned char inline_[];
+} tr__msg;
+
+/* A record of a sender waiting for room in a mailbox (its waiter list). */
+typedef struct tr__thread_waiter {
+    _Atomic uint32_t futex; /* 0 while waiting; 1 once woken */
+    _Atomic uint32_t refs;  /* the waiting thread + each record */
+} tr__thread_waiter;
+
+typedef struct tr__waiter {
+    tr__mnode node;
+    tr_ref actor;                /* a muted actor, or TR_NOREF */
+    tr__thread_waiter *thread;   /* or a blocked outside thread */
+} tr__waiter;
+
+/* Messages held by a muted actor, in send order. Owner only. */
+typedef struct tr__outbox {
+    tr__msg *head, *tail;
+    uint32_t n;
+} tr__outbox;
+
+/* wflags bits (any thread; see tr__actor_wake and mute() in send.c). */
+#define TR__W_MUTED 1u /* parked muted; the waker that clears it schedules */
+#define TR__W_WAKE  2u /* a wake arrived; a muting owner must retry */
+
+/* lflags bits (owner only). */
+#define TR__L_INITED    1u /* init hook succeeded or there was none */
+#define TR__L_ENDING    2u /* end after this message */
+#define TR__L_MUTE_HELD 4u /* this actor holds its mailbox's MUTE token */
+
+/* life (any thread reads; the spawner and the owner write). */
+#define TR__LIFE_FREE  0u
+#define TR__LIFE_ALIVE 1u
+
+typedef struct tr__actor {
+    tr__mailbox mb;            /* see mailbox.h */
+    _Atomic uint32_t gen;      /* spawner writes before publishing; any reads */
+    _Atomic uint32_t life;     /* TR__LIFE_*; shutdown walks it */
+    _Atomic uint32_t wflags;   /* TR__W_*; any thread */
+    _Atomic uint64_t muted_on; /* slot+1 << 32 | gen of the actor this one
+                                  waits on, 0 when none; the owner stores,
+                                  cycle walkers load */
+    uint32_t slot;             /* set once with the chunk */
+    uint32_t capacity;         /* owner + senders; fixed while alive */
+    uint8_t policy;            /* tr_overflow; as capacity */
+    uint8_t lflags;            /* TR__L_*; owner */
+    const tr_behavior *beh;    /* as capacity */
+    void *state;               /* owner */
+    tr__outbox outbox;         /* owner */
+    tr_reason reason;          /* owner: why it ends */
+} tr__actor;
+
+/* Per-worker counters (the worker's thread stores, anyone loads) and one
+ * shared block for outside threads (RMW). */
+typedef struct tr__counters {
+    alignas(TR_CACHE_LINE) _Atomic uint64_t sent;
+    _Atomic uint64_t handled;
+    _Atomic uint64_t dead_letters;
+    _Atomic uint64_t dropped;
+    _Atomic uint64_t rejected;
+    _Atomic uint64_t held;
+    _Atomic uint64_t overcommits;
+    _Atomic uint64_t spawned;
+} tr__counters;
+
+/* A dead-letter subscription: immutable once published. */
+typedef struct tr__dl_sub {
+    tr_dead_letter_fn fn;
+    void *arg;
+    struct tr__dl_sub *older; /* kept until destroy: a reader may hold it */
+} tr__dl_sub;
+
+#define TR__CHUNK_SHIFT 12
+#define TR__CHUNK       (1u << TR__CHUNK_SHIFT)
+
+/* Runtime states (any thread loads; lifecycle calls store). */
+enum {
+    TR__RT_RUNNING = 0,
+    TR__RT_DRAINING, /* outside sends and spawns refused */
+    TR__RT_STOPPING, /* every spawn refused; actors being stopped */
+    TR__RT_STOPPED,
+};
+
+struct tr_runtime {
+    tr_config cfg;
+    uint64_t node;
+    tr__exec *exec;
+    tr__timers *timers;
+    _Atomic uint32_t state;
+
+    /* Actor table: a directory of chunks, each TR__CHUNK headers. Chunks
+     * are created under table_lock and published with release; readers
+     * acquire. Free slots form a FIFO ring under table_lock, so a slot is
+     * reused as late as possible (see the epoch note in mailbox.h). */
+    _Atomic(tr__actor *) *chunks;
+    uint32_t nchunks_max;
+    pthread_mutex_t table_lock;
+    uint32_t high;        /* slots ever created; under table_lock */
+    uint32_t *free_ring;  /* under table_lock */
+    uint32_t free_head, free_len;
+    _Atomic uint64_t alive; /* actors alive (RMW; spawn and end) */
+    _Atomic uint32_t high_seen; /* mirror of high for lock-free walkers */
+
+    tr__counters *wc;       /* one per worker */
+    tr__counters outside;   /* outside threads */
+
+    _Atomic(tr__dl_sub *) dl_sub;
+    _Atomic uint64_t dl_forward; /* packed ref (slot+1, gen); 0: none */
+    pthread_mutex_t dl_lock;     /* serializes subscribe calls */
+
+    pthread_mutex_t life_lock; /* serializes shutdown */
+    pthread_cond_t life_cond;  /* signalled as actors end */
+};
+
+/* The context of one turn. */
+struct tr_cx {
+    tr_runtime *rt;
+    tr__actor *self;
+    tr__worker *w;
+    tr__msg *msg; /* the message being handled; NULL in hooks without one */
+};
+
+/* ---- system.c ---------------------------------------------------------- */
+
+/* The actor a ref names if it is alive now and local, else NULL. The header
+ * stays readable forever; the answer can be stale by the time it is used,
+ * which admission (the mailbox epoch) catches. */
+tr__actor *tr__lookup(tr_runtime *rt, tr_ref r);
+tr_ref tr__ref_of(tr_runtime *rt, const tr__actor *a);
+uint64_t tr__ref_pack(tr_ref r);
+tr_ref tr__ref_unpack(tr_runtime *rt, uint64_t packed);
+
+tr_status tr__slot_alloc(tr_runtime *rt, tr__actor **out);
+void tr__slot_release(tr_runtime *rt, tr__actor *a);
+
+/* The counters block for the calling thread; `shared` says whether it is
+ * the outside threads' block (which needs RMW). */
+tr__counters *tr__counters_here(tr_runtime *rt, bool *shared);
+void tr__count(tr_runtime *rt, size_t field_offset, uint64_t n);
+#define TR__COUNT(rt, field, n)                                                \
+    tr__count((rt), offsetof(tr__counters, field), (n))
+
+/* Hands a message the runtime cannot deliver to dead letters (callback,
+ * forward, counters), tells a waiting asker, and frees it. Any thread. */
+void tr__dead_letter(tr_runtime *rt, tr__msg *m, tr_status reason);
+
+/* ---- message (actor.c) ------------------------------------------------- */
+
+tr__msg *tr__msg_new(size_t len);
+void tr__msg_free(tr__msg *m);
+
+/* ---- actor.c ----------------------------------------------------------- */
+
+void tr__run(void *ctx, tr__worker *w, void *item);
+/* Wakes a muted actor (schedules it if it was parked muted). Any thread. */
+void tr__actor_wake(tr_runtime *rt, tr__actor *a);
+/* Sends a system message of kind `kind` with payload to `to`. */
+tr_status tr__send_sys(tr_runtime *rt, tr_ref to, uint32_t kind,
+                       const void *data, size_t len);
+
+/* ---- send.c ------------------------------------------------------------ */
+
+/* How a delivery treats a full backpressure mailbox. */
+typedef enum tr__mode {
+    TR__FROM_ACTOR,  /* hold in the sender's outbox */
+    TR__FROM_THREAD, /* block the calling thread */
+    TR__TRY,         /* never wait: full means dead-letter with TR_EFULL */
+    TR__FLUSH,       /* outbox flush: full means stay held */
+} tr__mode;
+
+/* Delivers `m` (to m->to) from actor `self` (NULL outside). Takes `m` on
+ * every status but those where the caller keeps ownership: TR_EFULL (reject
+ * and flush-full), TR_ETIMEDOUT, TR_ESHUTDOWN. */
+tr_status tr__deliver(tr_runtime *rt, tr__actor *self, tr__msg *m,
+                      tr__mode mode);
+
+/* Owner: tries to deliver held sends, in order; true when none is left. */
+bool tr__outbox_flush(tr_runtime *rt, tr__actor *a);
+/* Owner: the actor has held sends after a handler; mutes it unless they
+ * can go now. Returns true when the actor is parked muted (the caller must
+ * not touch it again); `consumed` is the mailbox delta of this turn, which
+ * muting releases. */
+bool tr__mute(tr_runtime *rt, tr__actor *a, uint64_t *consumed);
+/* Wakes every sender waiting for room in a's mailbox. */
+void tr__wake_waiters(tr_runtime *rt, tr__actor *a);
+/* Dead-letters every held send of an ending actor. */
+void tr__outbox_drop(tr_runtime *rt, tr__actor *a);
+
+#endif

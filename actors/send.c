@@ -1,0 +1,721 @@
+/* Sending: admission under each overflow policy, held sends and muting,
+ * waiters, blocking sends from outside threads, ask-and-wait, replies. */
+#include "actors/core.h"
+
+#include <sched.h>
+#include <string.h>
+
+/* How far a cycle walk follows muted_on links. A cycle longer than this is
+ * not recognised and is left to resolve when one of its members is stopped;
+ * an actor waits on exactly one other, so real cycles are short. */
+#define CYCLE_WALK 4096
+
+/* ---- Waiters ----------------------------------------------------------- */
+
+static void
+thread_waiter_put(tr__thread_waiter *tw)
+{
+    /* acq_rel: the last one out frees; acquire sees the other's writes. */
+    if (atomic_fetch_sub_explicit(&tw->refs, 1, memory_order_acq_rel) == 1) {
+        tr__free(tw);
+    }
+}
+
+void
+tr__wake_waiters(tr_runtime *rt, tr__actor *a)
+{
+    tr__mnode *n = tr__mbox_take_waiters(&a->mb);
+
+    while (n != NULL) {
+        tr__mnode *next = atomic_load_explicit(&n->next, memory_order_relaxed);
+        tr__waiter *rec = (tr__waiter *)n;
+
+        if (rec->thread != NULL) {
+            /* release: the waiter's futex load (acquire) then retries. */
+            atomic_store_explicit(&rec->thread->futex, 1,
+                                  memory_order_release);
+            tr__futex_wake(&rec->thread->futex, 1);
+            thread_waiter_put(rec->thread);
+        } else {
+            tr__actor *x = tr__lookup(rt, rec->actor);
+
+            if (x != NULL) {
+                tr__actor_wake(rt, x);
+            }
+        }
+        tr__free(rec);
+        n = next;
+    }
+}
+
+static bool
+add_waiter(tr__actor *target, tr_ref actor, tr__thread_waiter *tw)
+{
+    tr__waiter *rec = tr__alloc(sizeof *rec);
+
+    if (rec == NULL) {
+        return false;
+    }
+    rec->actor = actor;
+    rec->thread = tw;
+    if (tw != NULL) {
+        atomic_fetch_add_explicit(&tw->refs, 1, memory_order_relaxed);
+    }
+    tr__mbox_add_waiter(&target->mb, &rec->node);
+    return true;
+}
+
+/* ---- Admission --------------------------------------------------------- */
+
+static void
+push_admitted(tr_runtime *rt, tr__actor *a, tr__msg *m, tr__admit r)
+{
+    tr__mbox_push(&a->mb, &m->node);
+    if (r == TR__ADMIT_SCHEDULE) {
+        tr__exec_schedule(rt->exec, a);
+    }
+    TR__COUNT(rt, sent, 1);
+}
+
+static void
+outbox_append(tr__actor *self, tr__msg *m)
+{
+    atomic_store_explicit(&m->node.next, NULL, memory_order_relaxed);
+    if (self->outbox.tail != NULL) {
+        atomic_store_explicit(&self->outbox.tail->node.next, &m->node,
+                              memory_order_relaxed);
+    } else {
+        self->outbox.head = m;
+    }
+    self->outbox.tail = m;
+    self->outbox.n++;
+}
+
+static tr__msg *
+outbox_shift(tr__actor *self)
+{
+    tr__msg *m = self->outbox.head;
+
+    self->outbox.head = (tr__msg *)atomic_load_explicit(&m->node.next,
+                                                        memory_order_relaxed);
+    if (self->outbox.head == NULL) {
+        self->outbox.tail = NULL;
+    }
+    self->outbox.n--;
+    return m;
+}
+
+/* Blocks the calling (outside) thread until `a` has room for m, the
+ * deadline passes or `a` ends. */
+static tr_status
+deliver_blocking(tr_runtime *rt, tr__actor *a, tr__msg *m)
+{
+    uint64_t deadline =
+        tr__now_ns() + (uint64_t)rt->cfg.send_timeout_ms * 1000000u;
+    tr__thread_waiter *tw = tr__alloc(sizeof *tw);
+    tr_status st = TR_ETIMEDOUT;
+
+    if (tw == NULL) {
+        return TR_ENOMEM;
+    }
+    atomic_init(&tw->refs, 1);
+    for (;;) {
+        uint64_t w, now;
+        tr__admit r;
+
+        atomic_store_explicit(&tw->futex, 0, memory_order_relaxed);
+        if (!add_waiter(a, TR_NOREF, tw)) {
+            st = TR_ENOMEM;
+            break;
+        }
+        /* Retry after registering: room made before we registered would
+         * otherwise wake no one (the Dekker pair in mailbox.c). */
+        r = tr__mbox_admit(&a->mb, m->to.gen_, false, &w);
+        if (r == TR__ADMIT_OK || r == TR__ADMIT_SCHEDULE) {
+            push_admitted(rt, a, m, r);
+            st = TR_OK;
+            break;
+        }
+        if (r == TR__ADMIT_DEAD) {
+            tr__dead_letter(rt, m, TR_EDEAD);
+            st = TR_EDEAD;
+            break;
+        }
+        now = tr__now_ns();
+        if (now >= deadline) {
+            break;
+        }
+        /* acquire: pairs with the waker's release store of 1. */
+        if (atomic_load_explicit(&tw->futex, memory_order_acquire) == 0) {
+            tr__futex_wait(&tw->futex, 0, deadline - now);
+        }
+    }
+    thread_waiter_put(tw);
+    return st;
+}
+
+tr_status
+tr__deliver(tr_runtime *rt, tr__actor *self, tr__msg *m, tr__mode mode)
+{
+    tr__actor *a;
+    tr__mnode *oldest = NULL;
+    tr_ref to = m->to;
+    uint64_t w;
+    tr__admit r;
+
+    if (mode == TR__FROM_ACTOR && self->outbox.n > 0) {
+        /* Something is held: keep send order by queueing behind it. */
+        if (self->outbox.n >= rt->cfg.outbox_limit) {
+            return TR_EFULL;
+        }
+        outbox_append(self, m);
+        TR__COUNT(rt, held, 1);
+        return TR_PENDING;
+    }
+    a = tr__lookup(rt, to);
+    if (a == NULL) {
+        tr__dead_letter(rt, m, TR_EDEAD);
+        return TR_EDEAD;
+    }
+    r = tr__mbox_admit(&a->mb, to.gen_, false, &w);
+    if (r == TR__ADMIT_OK || r == TR__ADMIT_SCHEDULE) {
+        push_admitted(rt, a, m, r);
+        return TR_OK;
+    }
+    if (r == TR__ADMIT_DEAD) {
+        tr__dead_letter(rt, m, TR_EDEAD);
+        return TR_EDEAD;
+    }
+    /* Full: the receiver's policy decides. The policy was set before the
+     * epoch our admission saw was published, so it is this actor's. */
+    switch (a->policy) {
+    case TR_REJECT:
+        if (mode == TR__TRY || mode == TR__FLUSH) {
+            break; /* nobody to hand TR_EFULL to: dead-letter below */
+        }
+        TR__COUNT(rt, rejected, 1);
+        return TR_EFULL;
+    case TR_DROP_NEWEST:
+        tr__dead_letter(rt, m, TR_DROPPED);
+        return TR_DROPPED;
+    case TR_FAIL: {
+        static const tr_reason overload = {TR_EXIT_OVERLOAD, TR_EFULL,
+                                           "mailbox overflow"};
+
+        tr__dead_letter(rt, m, TR_DROPPED);
+        (void)tr__send_sys(rt, to, TR__SYS_STOP, &overload, sizeof overload);
+        return TR_DROPPED;
+    }
+    case TR_DROP_OLDEST:
+        r = tr__mbox_swap_oldest(&a->mb, to.gen_, &m->node, &oldest);
+        if (r == TR__ADMIT_OK || r == TR__ADMIT_SCHEDULE) {
+            if (r == TR__ADMIT_SCHEDULE) {
+                tr__exec_schedule(rt->exec, a);
+            }
+            TR__COUNT(rt, sent, 1);
+            return TR_OK;
+        }
+        if (r == TR__ADMIT_SWAPPED) {
+            TR__COUNT(rt, sent, 1);
+            tr__dead_letter(rt, (tr__msg *)oldest, TR_DROPPED);
+            return TR_OK;
+        }
+        if (r == TR__ADMIT_DEAD) {
+            tr__dead_letter(rt, m, TR_EDEAD);
+            return TR_EDEAD;
+        }
+        tr__dead_letter(rt, m, TR_DROPPED);
+        return TR_DROPPED;
+    default: /* TR_BACKPRESSURE */
+        switch (mode) {
+        case TR__FROM_ACTOR:
+            outbox_append(self, m);
+            TR__COUNT(rt, held, 1);
+            return TR_PENDING;
+        case TR__FROM_THREAD:
+            return deliver_blocking(rt, a, m);
+        case TR__FLUSH:
+            return TR_EFULL; /* stays held */
+        case TR__TRY:
+            break;
+        }
+        break;
+    }
+    TR__COUNT(rt, rejected, mode == TR__TRY ? 0 : 1);
+    tr__dead_letter(rt, m, TR_EFULL);
+    return TR_DROPPED;
+}
+
+/* ---- Held sends and muting --------------------------------------------- */
+
+bool
+tr__outbox_flush(tr_runtime *rt, tr__actor *a)
+{
+    while (a->outbox.head != NULL) {
+        if (tr__deliver(rt, a, a->outbox.head, TR__FLUSH) == TR_EFULL) {
+            return false;
+        }
+        /* Delivered, dropped or dead-lettered: in every case it left. */
+        a->outbox.head = (tr__msg *)atomic_load_explicit(
+            &a->outbox.head->node.next, memory_order_relaxed);
+        if (a->outbox.head == NULL) {
+            a->outbox.tail = NULL;
+        }
+        a->outbox.n--;
+    }
+    return true;
+}
+
+void
+tr__outbox_drop(tr_runtime *rt, tr__actor *a)
+{
+    while (a->outbox.head != NULL) {
+        tr__dead_letter(rt, outbox_shift(a), TR_ECANCELED);
+    }
+}
+
+/* True when following muted_on links from `a` leads back to `a`. The loads
+ * are seq_cst, as is the owner's store of its own link before the walk: two
+ * actors closing a cycle at once each store, then load the other's link, so
+ * at least one of them sees the cycle (Dekker). */
+static bool
+in_cycle(tr_runtime *rt, tr__actor *a, uint64_t self)
+{
+    uint64_t cur = atomic_load_explicit(&a->muted_on, memory_order_seq_cst);
+
+    for (int i = 0; i < CYCLE_WALK && cur != 0; i++) {
+        tr__actor *x = tr__lookup(rt, tr__ref_unpack(rt, cur));
+
+        if (x == NULL) {
+            return false;
+        }
+        cur = atomic_load_explicit(&x->muted_on, memory_order_seq_cst);
+        if (cur == self) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Breaks a cycle of muted actors: the first held send goes in past its
+ * receiver's capacity (counted), so that receiver can run again. */
+static void
+force_first(tr_runtime *rt, tr__actor *a)
+{
+    tr__msg *m = outbox_shift(a);
+    tr__actor *t = tr__lookup(rt, m->to);
+    uint64_t w;
+    tr__admit r = t ? tr__mbox_admit(&t->mb, m->to.gen_, true, &w)
+                    : TR__ADMIT_DEAD;
+
+    if (r == TR__ADMIT_OK || r == TR__ADMIT_SCHEDULE) {
+        push_admitted(rt, t, m, r);
+        TR__COUNT(rt, overcommits, 1);
+    } else {
+        tr__dead_letter(rt, m, TR_EDEAD);
+    }
+}
+
+bool
+tr__mute(tr_runtime *rt, tr__actor *a, uint64_t *consumed)
+{
+    uint64_t self = tr__ref_pack(tr__ref_of(rt, a));
+
+    for (;;) {
+        tr__actor *t;
+        uint32_t old;
+
+        if (tr__outbox_flush(rt, a)) {
+            break;
+        }
+        t = tr__lookup(rt, a->outbox.head->to);
+        if (t == NULL) {
+            continue; /* it just ended; the next flush dead-letters */
+        }
+        /* seq_cst: our half of in_cycle's Dekker pair. */
+        atomic_store_explicit(&a->muted_on, tr__ref_pack(a->outbox.head->to),
+                              memory_order_seq_cst);
+        if (!add_waiter(t, tr__ref_of(rt, a), NULL)) {
+            sched_yield(); /* no memory for a record: poll instead */
+            continue;
+        }
+        if (tr__outbox_flush(rt, a)) {
+            break;
+        }
+        if (in_cycle(rt, a, self)) {
+            force_first(rt, a);
+            continue;
+        }
+        /* Release this turn's counts and keep the MUTE token in the same
+         * RMW, so the tokens never read zero: no sender schedules us while
+         * we are parked muted. */
+        if (!(a->lflags & TR__L_MUTE_HELD)) {
+            *consumed -= TR__MB_MUTE;
+            a->lflags |= TR__L_MUTE_HELD;
+        }
+        tr__mbox_add(&a->mb, (uint64_t)0 - *consumed);
+        *consumed = 0;
+        old = atomic_load_explicit(&a->wflags, memory_order_acquire);
+        /* release: our turn's writes go to the waker that schedules us. */
+        if (!(old & TR__W_WAKE) &&
+            atomic_compare_exchange_strong_explicit(
+                &a->wflags, &old, TR__W_MUTED, memory_order_acq_rel,
+                memory_order_acquire)) {
+            return true;
+        }
+        /* A wake came in while we were deciding: take it and retry. */
+        atomic_fetch_and_explicit(&a->wflags, ~TR__W_WAKE,
+                                  memory_order_acq_rel);
+    }
+    atomic_store_explicit(&a->muted_on, 0, memory_order_seq_cst);
+    return false;
+}
+
+/* ---- Public sends ------------------------------------------------------ */
+
+static tr_status
+check_send(tr_runtime *rt, uint32_t type, const void *data, size_t len)
+{
+    if ((data == NULL && len > 0) || type >= TR_MSG_RESERVED) {
+        return TR_EINVAL;
+    }
+    if (len > rt->cfg.max_payload) {
+        return TR_EMSGSIZE;
+    }
+    return TR_OK;
+}
+
+/* The handler context of the calling thread if it is running a turn of
+ * rt's, else NULL: a handler that calls the _rt form acts as itself. */
+static tr_cx *
+current_cx(tr_runtime *rt)
+{
+    tr__worker *w = tr__worker_self();
+
+    if (w != NULL && tr__worker_exec(w) == rt->exec) {
+        return *tr__worker_user(w);
+    }
+    return NULL;
+}
+
+/* Sends a built message. Frees it on the statuses where the caller keeps
+ * the payload (the message header goes, the payload stays the caller's). */
+static tr_status
+send_msg(tr_runtime *rt, tr__actor *self, tr__msg *m)
+{
+    tr_status st;
+
+    if (self == NULL && atomic_load_explicit(&rt->state,
+                                             memory_order_acquire) !=
+                            TR__RT_RUNNING) {
+        st = TR_ESHUTDOWN;
+    } else {
+        st = tr__deliver(rt, self, m,
+                         self ? TR__FROM_ACTOR : TR__FROM_THREAD);
+    }
+    if (st == TR_EFULL || st == TR_ETIMEDOUT || st == TR_ESHUTDOWN ||
+        st == TR_ENOMEM) {
+        m->free_fn = NULL; /* a moved buffer stays the caller's */
+        tr__msg_free(m);
+    }
+    return st;
+}
+
+static tr_status
+send_copy(tr_runtime *rt, tr__actor *self, tr_ref to, uint32_t type,
+          const void *data, size_t len)
+{
+    tr_status st = check_send(rt, type, data, len);
+    tr__msg *m;
+
+    if (st != TR_OK) {
+        return st;
+    }
+    m = tr__msg_new(len);
+    if (m == NULL) {
+        return TR_ENOMEM;
+    }
+    m->type = type;
+    m->from = self ? tr__ref_of(rt, self) : TR_NOREF;
+    m->to = to;
+    if (len > 0) {
+        memcpy(m->data, data, len);
+    }
+    return send_msg(rt, self, m);
+}
+
+tr_status
+tr_send_cx(tr_cx *cx, tr_ref to, uint32_t type, const void *data, size_t len)
+{
+    if (cx == NULL) {
+        return TR_EINVAL;
+    }
+    return send_copy(cx->rt, cx->self, to, type, data, len);
+}
+
+tr_status
+tr_send_rt(tr_runtime *rt, tr_ref to, uint32_t type, const void *data,
+           size_t len)
+{
+    tr_cx *cx;
+
+    if (rt == NULL) {
+        return TR_EINVAL;
+    }
+    cx = current_cx(rt);
+    return send_copy(rt, cx ? cx->self : NULL, to, type, data, len);
+}
+
+static tr_status
+send_move(tr_runtime *rt, tr__actor *self, tr_ref to, uint32_t type,
+          void **bufp, size_t len, tr_free_fn free_fn)
+{
+    tr_status st;
+    tr__msg *m;
+
+    if (bufp == NULL || *bufp == NULL || free_fn == NULL) {
+        return TR_EINVAL;
+    }
+    st = check_send(rt, type, *bufp, len);
+    if (st != TR_OK) {
+        return st;
+    }
+    m = tr__msg_new(0);
+    if (m == NULL) {
+        return TR_ENOMEM;
+    }
+    m->type = type;
+    m->from = self ? tr__ref_of(rt, self) : TR_NOREF;
+    m->to = to;
+    m->data = *bufp;
+    m->len = len;
+    m->free_fn = free_fn;
+    st = send_msg(rt, self, m);
+    if (st == TR_OK || st == TR_PENDING || st == TR_DROPPED ||
+        st == TR_EDEAD) {
+        *bufp = NULL;
+    }
+    return st;
+}
+
+tr_status
+tr_send_move_cx(tr_cx *cx, tr_ref to, uint32_t type, void **bufp, size_t len,
+                tr_free_fn free_fn)
+{
+    if (cx == NULL) {
+        return TR_EINVAL;
+    }
+    return send_move(cx->rt, cx->self, to, type, bufp, len, free_fn);
+}
+
+tr_status
+tr_send_move_rt(tr_runtime *rt, tr_ref to, uint32_t type, void **bufp,
+                size_t len, tr_free_fn free_fn)
+{
+    tr_cx *cx;
+
+    if (rt == NULL) {
+        return TR_EINVAL;
+    }
+    cx = current_cx(rt);
+    return send_move(rt, cx ? cx->self : NULL, to, type, bufp, len, free_fn);
+}
+
+tr_status
+tr_reply(tr_cx *cx, const void *data, size_t len)
+{
+    tr__msg *req, *m;
+
+    if (cx == NULL || cx->msg == NULL || tr_ref_is_none(cx->msg->from) ||
+        (data == NULL && len > 0)) {
+        return TR_EINVAL;
+    }
+    if (len > cx->rt->cfg.max_payload) {
+        return TR_EMSGSIZE;
+    }
+    req = cx->msg;
+    m = tr__msg_new(len);
+    if (m == NULL) {
+        return TR_ENOMEM;
+    }
+    m->type = TR_MSG_REPLY;
+    m->corr = req->corr;
+    m->from = tr__ref_of(cx->rt, cx->self);
+    m->to = req->from;
+    if (len > 0) {
+        memcpy(m->data, data, len);
+    }
+    return send_msg(cx->rt, cx->self, m);
+}
+
+/* ---- Ask and wait ------------------------------------------------------ */
+
+/* What a waiting thread and its reply port share. Two references: the
+ * thread's and the port's (dropped in its terminate hook). */
+typedef struct ask_wait {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool done;
+    tr_status status;
+    void *buf;
+    size_t len;
+    _Atomic uint32_t refs;
+} ask_wait;
+
+typedef ask_wait *ask_ptr;
+
+typedef struct port {
+    ask_wait *w;
+} port;
+
+static void
+ask_put(ask_wait *w)
+{
+    /* acq_rel: the last holder frees after seeing the other's writes. */
+    if (atomic_fetch_sub_explicit(&w->refs, 1, memory_order_acq_rel) == 1) {
+        pthread_cond_destroy(&w->cond);
+        pthread_mutex_destroy(&w->lock);
+        tr__free(w);
+    }
+}
+
+static void
+ask_finish(ask_wait *w, tr_status st, const void *data, size_t len)
+{
+    pthread_mutex_lock(&w->lock);
+    if (!w->done) {
+        w->done = true;
+        if (st == TR_OK && len != w->len) {
+            st = TR_EBADMSG;
+        }
+        if (st == TR_OK && len > 0) {
+            memcpy(w->buf, data, len);
+        }
+        w->status = st;
+        pthread_cond_signal(&w->cond);
+    }
+    pthread_mutex_unlock(&w->lock);
+}
+
+static tr_status
+port_init(tr_cx *cx, port *self, const ask_ptr *w)
+{
+    (void)cx;
+    self->w = *w;
+    return TR_OK;
+}
+
+static tr_status
+port_reply(tr_cx *cx, port *self, const void *data)
+{
+    ask_finish(self->w, cx->msg->status, data, cx->msg->len);
+    return tr_exit(cx, 0, NULL);
+}
+
+static tr_status
+port_terminate(tr_cx *cx, port *self, const tr_reason *why)
+{
+    (void)cx;
+    /* Ended before a reply: stopped by the timed-out waiter (which already
+     * decided) or by a shutdown. */
+    ask_finish(self->w, why->kind == TR_EXIT_SHUTDOWN ? TR_ESHUTDOWN
+                                                       : TR_EDEAD,
+               NULL, 0);
+    ask_put(self->w);
+    return TR_OK;
+}
+
+TR_ACTOR(tr__port, port, TR_ON_INIT(ask_ptr, port_init),
+         TR_ON_BYTES(TR_MSG_REPLY, port_reply),
+         TR_ON_TERMINATE(port_terminate));
+
+tr_status
+tr_ask_wait(tr_runtime *rt, tr_ref to, uint32_t type, const void *data,
+            size_t len, void *reply, size_t reply_len, uint32_t timeout_ms)
+{
+    ask_wait *w;
+    tr_spawn_opts po = {0};
+    tr_ref pref;
+    tr__msg *m;
+    tr_status st;
+    pthread_condattr_t ca;
+    struct timespec ts;
+    uint64_t deadline;
+
+    if (rt == NULL || (reply == NULL && reply_len > 0)) {
+        return TR_EINVAL;
+    }
+    if (current_cx(rt) != NULL) {
+        return TR_ESTATE;
+    }
+    st = check_send(rt, type, data, len);
+    if (st != TR_OK) {
+        return st;
+    }
+    w = tr__calloc(1, sizeof *w);
+    if (w == NULL) {
+        return TR_ENOMEM;
+    }
+    pthread_mutex_init(&w->lock, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&w->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    w->buf = reply;
+    w->len = reply_len;
+    atomic_init(&w->refs, 2);
+    po.arg = &w;
+    po.arg_len = sizeof w;
+    po.capacity = 4;
+    po.overflow = TR_DROP_NEWEST; /* a second reply is dropped, counted */
+    po.set_overflow = 1;
+    st = tr_spawn_rt(rt, &tr__port, &po, &pref);
+    if (st != TR_OK) {
+        atomic_store_explicit(&w->refs, 1, memory_order_relaxed);
+        ask_put(w);
+        return st;
+    }
+    m = tr__msg_new(len);
+    if (m == NULL) {
+        st = TR_ENOMEM;
+        goto out_stop;
+    }
+    m->type = type;
+    m->from = pref;
+    m->to = to;
+    m->corr = 1; /* one request per port: any nonzero id marks a request */
+    if (len > 0) {
+        memcpy(m->data, data, len);
+    }
+    st = send_msg(rt, NULL, m);
+    if (st < 0) {
+        goto out_stop;
+    }
+    deadline = tr__now_ns() + (uint64_t)timeout_ms * 1000000u;
+    ts.tv_sec = (time_t)(deadline / 1000000000u);
+    ts.tv_nsec = (long)(deadline % 1000000000u);
+    pthread_mutex_lock(&w->lock);
+    while (!w->done) {
+        if (pthread_cond_timedwait(&w->cond, &w->lock, &ts) == ETIMEDOUT) {
+            break;
+        }
+    }
+    if (w->done) {
+        st = w->status;
+    } else {
+        w->done = true; /* a late reply is dead-lettered by the port's end */
+        st = TR_ETIMEDOUT;
+    }
+    pthread_mutex_unlock(&w->lock);
+    if (st != TR_ETIMEDOUT) {
+        ask_put(w);
+        return st;
+    }
+out_stop:
+    pthread_mutex_lock(&w->lock);
+    w->done = true;
+    pthread_mutex_unlock(&w->lock);
+    (void)tr_stop_rt(rt, pref);
+    ask_put(w);
+    return st;
+}

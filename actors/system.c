@@ -1,0 +1,741 @@
+/* The runtime object: creation, the actor table, counters, dead letters,
+ * shutdown and destruction. */
+#include "actors/core.h"
+
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#define DEFAULT_BUDGET      64u
+#define DEFAULT_MAX_PAYLOAD (1u << 20)
+#define DEFAULT_MAX_ACTORS  (1u << 22)
+#define LIMIT_MAX_ACTORS    (1u << 28)
+#define DEFAULT_SEND_MS     30000u
+#define DEFAULT_OUTBOX      1024u
+#define DEFAULT_DRAIN_MS    5000u
+#define MAX_WORKERS         256u
+
+/* ---- Refs and the table ------------------------------------------------ */
+
+uint64_t
+tr__ref_pack(tr_ref r)
+{
+    return ((uint64_t)(r.slot_ + 1) << 32) | r.gen_;
+}
+
+tr_ref
+tr__ref_unpack(tr_runtime *rt, uint64_t packed)
+{
+    if (packed == 0) {
+        return TR_NOREF;
+    }
+    return (tr_ref){rt->node, (uint32_t)(packed >> 32) - 1, (uint32_t)packed};
+}
+
+tr_ref
+tr__ref_of(tr_runtime *rt, const tr__actor *a)
+{
+    /* relaxed: the owner (or spawner) reads its own generation. */
+    return (tr_ref){rt->node, a->slot,
+                    atomic_load_explicit(&a->gen, memory_order_relaxed)};
+}
+
+tr__actor *
+tr__lookup(tr_runtime *rt, tr_ref r)
+{
+    tr__actor *chunk;
+    tr__actor *a;
+
+    if (r.node_ != rt->node || r.gen_ == 0 ||
+        (r.slot_ >> TR__CHUNK_SHIFT) >= rt->nchunks_max) {
+        return NULL;
+    }
+    /* acquire: pairs with the release that published the chunk. */
+    chunk = atomic_load_explicit(&rt->chunks[r.slot_ >> TR__CHUNK_SHIFT],
+                                 memory_order_acquire);
+    if (chunk == NULL) {
+        return NULL;
+    }
+    a = &chunk[r.slot_ & (TR__CHUNK - 1)];
+    /* acquire: pairs with the spawner's release store of gen, so the
+     * behavior, capacity and policy it set are visible. */
+    if (atomic_load_explicit(&a->gen, memory_order_acquire) != r.gen_) {
+        return NULL;
+    }
+    return a;
+}
+
+static bool
+free_ring_push(tr_runtime *rt, uint32_t slot)
+{
+    static const uint32_t first_cap = 1024;
+    uint32_t cap = rt->free_ring ? rt->free_ring[0] : 0;
+
+    /* free_ring[0] holds the capacity; entries live in [1, cap]. */
+    if (rt->free_len == cap) {
+        uint32_t ncap = cap ? cap * 2 : first_cap, i;
+        uint32_t *nr = tr__alloc(((size_t)ncap + 1) * sizeof *nr);
+
+        if (nr == NULL) {
+            return false;
+        }
+        for (i = 0; i < rt->free_len; i++) {
+            nr[1 + i] = rt->free_ring[1 + (rt->free_head + i) % cap];
+        }
+        nr[0] = ncap;
+        tr__free(rt->free_ring);
+        rt->free_ring = nr;
+        rt->free_head = 0;
+        cap = ncap;
+    }
+    rt->free_ring[1 + (rt->free_head + rt->free_len) % cap] = slot;
+    rt->free_len++;
+    return true;
+}
+
+tr_status
+tr__slot_alloc(tr_runtime *rt, tr__actor **out)
+{
+    tr__actor *a;
+    uint32_t slot;
+
+    pthread_mutex_lock(&rt->table_lock);
+    if (atomic_load_explicit(&rt->alive, memory_order_relaxed) >=
+        rt->cfg.max_actors) {
+        pthread_mutex_unlock(&rt->table_lock);
+        return TR_ELIMIT;
+    }
+    if (rt->free_len > 0) {
+        slot = rt->free_ring[1 + rt->free_head];
+        rt->free_head = (rt->free_head + 1) % rt->free_ring[0];
+        rt->free_len--;
+    } else {
+        uint32_t c;
+        tr__actor *chunk;
+
+        if (rt->high >= rt->nchunks_max * TR__CHUNK) {
+            pthread_mutex_unlock(&rt->table_lock);
+            return TR_ELIMIT;
+        }
+        slot = rt->high;
+        c = slot >> TR__CHUNK_SHIFT;
+        chunk = atomic_load_explicit(&rt->chunks[c], memory_order_relaxed);
+        if (chunk == NULL) {
+            chunk = tr__calloc_aligned(TR_CACHE_LINE,
+                                       TR__CHUNK * sizeof(tr__actor));
+            if (chunk == NULL) {
+                pthread_mutex_unlock(&rt->table_lock);
+                return TR_ENOMEM;
+            }
+            for (uint32_t i = 0; i < TR__CHUNK; i++) {
+                chunk[i].slot = (c << TR__CHUNK_SHIFT) | i;
+                /* Generations start at 1: 0 is TR_NOREF's. */
+                atomic_store_explicit(&chunk[i].gen, 1, memory_order_relaxed);
+                tr__mbox_open(&chunk[i].mb, 1, 0);
+                tr__mbox_close(&chunk[i].mb);
+            }
+            /* release: publishes the initialized headers to lookups. */
+            atomic_store_explicit(&rt->chunks[c], chunk, memory_order_release);
+        }
+        rt->high++;
+        atomic_store_explicit(&rt->high_seen, rt->high, memory_order_release);
+    }
+    a = &atomic_load_explicit(&rt->chunks[slot >> TR__CHUNK_SHIFT],
+                              memory_order_relaxed)[slot & (TR__CHUNK - 1)];
+    /* relaxed: the count is exact under table_lock; shutdown only polls. */
+    atomic_fetch_add_explicit(&rt->alive, 1, memory_order_relaxed);
+    pthread_mutex_unlock(&rt->table_lock);
+    *out = a;
+    return TR_OK;
+}
+
+void
+tr__slot_release(tr_runtime *rt, tr__actor *a)
+{
+    uint32_t gen = atomic_load_explicit(&a->gen, memory_order_relaxed) + 1;
+
+    if (gen == 0) {
+        gen = 1; /* 0 is reserved for TR_NOREF */
+    }
+    /* release: lookups that acquire the new generation see a dead header. */
+    atomic_store_explicit(&a->gen, gen, memory_order_release);
+    atomic_store_explicit(&a->life, TR__LIFE_FREE, memory_order_release);
+    pthread_mutex_lock(&rt->table_lock);
+    if (!free_ring_push(rt, a->slot)) {
+        /* No memory to remember the slot: it is leaked until destroy, which
+         * frees chunks whole. Correctness is unaffected. */
+    }
+    atomic_fetch_sub_explicit(&rt->alive, 1, memory_order_relaxed);
+    pthread_mutex_unlock(&rt->table_lock);
+    pthread_mutex_lock(&rt->life_lock);
+    pthread_cond_broadcast(&rt->life_cond);
+    pthread_mutex_unlock(&rt->life_lock);
+}
+
+/* ---- Counters ---------------------------------------------------------- */
+
+tr__counters *
+tr__counters_here(tr_runtime *rt, bool *shared)
+{
+    tr__worker *w = tr__worker_self();
+
+    if (w != NULL && tr__worker_exec(w) == rt->exec) {
+        *shared = false;
+        return &rt->wc[tr__worker_index(w)];
+    }
+    *shared = true;
+    return &rt->outside;
+}
+
+void
+tr__count(tr_runtime *rt, size_t field_offset, uint64_t n)
+{
+    bool shared;
+    tr__counters *c = tr__counters_here(rt, &shared);
+    _Atomic uint64_t *f = (_Atomic uint64_t *)((char *)c + field_offset);
+
+    if (shared) {
+        /* relaxed: a counter orders nothing. */
+        atomic_fetch_add_explicit(f, n, memory_order_relaxed);
+    } else {
+        /* Single writer (this worker): a load and a store, no RMW. */
+        atomic_store_explicit(
+            f, atomic_load_explicit(f, memory_order_relaxed) + n,
+            memory_order_relaxed);
+    }
+}
+
+static uint64_t
+counter_sum(tr_runtime *rt, size_t field_offset)
+{
+    uint64_t n;
+    uint32_t i, nw = tr__exec_workers(rt->exec);
+
+    n = atomic_load_explicit(
+        (_Atomic uint64_t *)((char *)&rt->outside + field_offset),
+        memory_order_relaxed);
+    for (i = 0; i < nw; i++) {
+        n += atomic_load_explicit(
+            (_Atomic uint64_t *)((char *)&rt->wc[i] + field_offset),
+            memory_order_relaxed);
+    }
+    return n;
+}
+
+tr_status
+tr_runtime_stats(tr_runtime *rt, tr_stats *out)
+{
+    if (rt == NULL || out == NULL) {
+        return TR_EINVAL;
+    }
+    memset(out, 0, sizeof *out);
+#define SUM(f) counter_sum(rt, offsetof(tr__counters, f))
+    out->spawned = SUM(spawned);
+    out->sent = SUM(sent);
+    out->handled = SUM(handled);
+    out->dead_letters = SUM(dead_letters);
+    out->dropped = SUM(dropped);
+    out->rejected = SUM(rejected);
+    out->held = SUM(held);
+    out->overcommits = SUM(overcommits);
+#undef SUM
+    out->alive = atomic_load_explicit(&rt->alive, memory_order_relaxed);
+    out->timers_fired = tr__timers_fired(rt->timers);
+    out->steals = tr__exec_steals(rt->exec);
+    out->parks = tr__exec_parks(rt->exec);
+    out->workers = tr__exec_workers(rt->exec);
+    return TR_OK;
+}
+
+/* ---- Dead letters ------------------------------------------------------ */
+
+void
+tr__dead_letter(tr_runtime *rt, tr__msg *m, tr_status reason)
+{
+    /* acquire: pairs with the release in subscribe, so the record's fields
+     * are visible. */
+    tr__dl_sub *sub = atomic_load_explicit(&rt->dl_sub, memory_order_acquire);
+    uint64_t fwd = atomic_load_explicit(&rt->dl_forward, memory_order_relaxed);
+    tr_dead_letter dl = {m->from, m->to, m->type, reason, m->data, m->len};
+
+    TR__COUNT(rt, dead_letters, 1);
+    if (reason == TR_DROPPED) {
+        TR__COUNT(rt, dropped, 1);
+    }
+    if (sub != NULL && sub->fn != NULL) {
+        sub->fn(sub->arg, &dl);
+    }
+    if (fwd != 0 && m->type != TR_MSG_DEAD_LETTER) {
+        tr__msg *f = tr__msg_new(sizeof dl);
+
+        if (f != NULL) {
+            dl.data = NULL;
+            memcpy(f->data, &dl, sizeof dl);
+            f->type = TR_MSG_DEAD_LETTER;
+            f->to = tr__ref_unpack(rt, fwd);
+            (void)tr__deliver(rt, NULL, f, TR__TRY);
+        }
+    }
+    /* A request the receiver will never answer: end the asker's wait now
+     * rather than at its deadline. */
+    if (m->corr != 0 && m->type != TR_MSG_REPLY && !tr_ref_is_none(m->from)) {
+        tr__msg *r = tr__msg_new(0);
+
+        if (r != NULL) {
+            r->type = TR_MSG_REPLY;
+            r->status = reason < 0 ? reason : TR_EFULL;
+            r->corr = m->corr;
+            r->from = m->to;
+            r->to = m->from;
+            (void)tr__deliver(rt, NULL, r, TR__TRY);
+        }
+    }
+    tr__msg_free(m);
+}
+
+tr_status
+tr_dead_letters_subscribe(tr_runtime *rt, tr_dead_letter_fn fn, void *arg)
+{
+    tr__dl_sub *sub;
+
+    if (rt == NULL) {
+        return TR_EINVAL;
+    }
+    sub = tr__alloc(sizeof *sub);
+    if (sub == NULL) {
+        return TR_ENOMEM;
+    }
+    sub->fn = fn;
+    sub->arg = arg;
+    pthread_mutex_lock(&rt->dl_lock);
+    sub->older = atomic_load_explicit(&rt->dl_sub, memory_order_relaxed);
+    /* release: publishes sub's fields to tr__dead_letter's acquire. */
+    atomic_store_explicit(&rt->dl_sub, sub, memory_order_release);
+    pthread_mutex_unlock(&rt->dl_lock);
+    return TR_OK;
+}
+
+tr_status
+tr_dead_letters_forward(tr_runtime *rt, tr_ref to)
+{
+    if (rt == NULL) {
+        return TR_EINVAL;
+    }
+    /* relaxed: the ref is a plain value. */
+    atomic_store_explicit(&rt->dl_forward,
+                          tr_ref_is_none(to) ? 0 : tr__ref_pack(to),
+                          memory_order_relaxed);
+    return TR_OK;
+}
+
+/* ---- Lifecycle --------------------------------------------------------- */
+
+static tr_status
+config_resolve(tr_config *c, const tr_config *in)
+{
+    long ncpu;
+
+    if (in != NULL) {
+        *c = *in;
+    } else {
+        memset(c, 0, sizeof *c);
+    }
+    if (c->workers == 0) {
+        ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+        c->workers = ncpu > 0 ? (uint32_t)ncpu : 1;
+        if (c->workers > MAX_WORKERS) {
+            c->workers = MAX_WORKERS;
+        }
+    }
+    if (c->workers > MAX_WORKERS) {
+        return TR_EINVAL;
+    }
+    c->budget = c->budget ? c->budget : DEFAULT_BUDGET;
+    c->mailbox_capacity =
+        c->mailbox_capacity ? c->mailbox_capacity : TR_MAILBOX_DEFAULT_CAPACITY;
+    if (c->mailbox_capacity > TR_MAILBOX_MAX_CAPACITY ||
+        (unsigned)c->overflow > TR_FAIL) {
+        return TR_EINVAL;
+    }
+    c->max_payload = c->max_payload ? c->max_payload : DEFAULT_MAX_PAYLOAD;
+    c->max_actors = c->max_actors ? c->max_actors : DEFAULT_MAX_ACTORS;
+    if (c->max_actors > LIMIT_MAX_ACTORS) {
+        return TR_EINVAL;
+    }
+    c->send_timeout_ms = c->send_timeout_ms ? c->send_timeout_ms
+                                            : DEFAULT_SEND_MS;
+    c->outbox_limit = c->outbox_limit ? c->outbox_limit : DEFAULT_OUTBOX;
+    c->drain_ms = c->drain_ms ? c->drain_ms : DEFAULT_DRAIN_MS;
+    return TR_OK;
+}
+
+static bool
+timer_fire(void *ctx, void *ud);
+static void
+timer_release(void *ctx, void *ud);
+
+tr_status
+tr_runtime_new(tr_runtime **out, const tr_config *cfg)
+{
+    tr_runtime *rt;
+    tr_status st;
+    tr_config c;
+
+    if (out == NULL) {
+        return TR_EINVAL;
+    }
+    st = config_resolve(&c, cfg);
+    if (st != TR_OK) {
+        return st;
+    }
+    rt = tr__calloc_aligned(TR_CACHE_LINE, sizeof *rt);
+    if (rt == NULL) {
+        st = TR_ENOMEM;
+        goto fail_rt;
+    }
+    rt->cfg = c;
+    /* A random node id: refs of another runtime (in this process or a
+     * destroyed one) never match it. */
+    while (rt->node == 0) {
+        if (getrandom(&rt->node, sizeof rt->node, 0) != sizeof rt->node) {
+            rt->node = tr__now_ns() ^ (uint64_t)(uintptr_t)rt;
+        }
+    }
+    rt->nchunks_max = (c.max_actors + TR__CHUNK - 1) / TR__CHUNK;
+    rt->chunks = tr__calloc(rt->nchunks_max, sizeof *rt->chunks);
+    if (rt->chunks == NULL) {
+        st = TR_ENOMEM;
+        goto fail_chunks;
+    }
+    rt->wc = tr__calloc_aligned(TR_CACHE_LINE, c.workers * sizeof *rt->wc);
+    if (rt->wc == NULL) {
+        st = TR_ENOMEM;
+        goto fail_wc;
+    }
+    pthread_mutex_init(&rt->table_lock, NULL);
+    pthread_mutex_init(&rt->dl_lock, NULL);
+    pthread_mutex_init(&rt->life_lock, NULL);
+    pthread_cond_init(&rt->life_cond, NULL);
+    if (c.dead_letter_fn != NULL) {
+        st = tr_dead_letters_subscribe(rt, c.dead_letter_fn,
+                                       c.dead_letter_arg);
+        if (st != TR_OK) {
+            goto fail_sub;
+        }
+    }
+    st = tr__exec_new(&rt->exec, c.workers, tr__run, rt);
+    if (st != TR_OK) {
+        goto fail_exec;
+    }
+    st = tr__timers_new(&rt->timers, timer_fire, timer_release, rt);
+    if (st != TR_OK) {
+        goto fail_timers;
+    }
+    st = tr__exec_start(rt->exec);
+    if (st != TR_OK) {
+        goto fail_start;
+    }
+    *out = rt;
+    return TR_OK;
+
+fail_start:
+    tr__timers_free(rt->timers);
+fail_timers:
+    tr__exec_free(rt->exec);
+fail_exec:
+fail_sub:
+    tr__free(atomic_load_explicit(&rt->dl_sub, memory_order_relaxed));
+    pthread_cond_destroy(&rt->life_cond);
+    pthread_mutex_destroy(&rt->life_lock);
+    pthread_mutex_destroy(&rt->dl_lock);
+    pthread_mutex_destroy(&rt->table_lock);
+    tr__free(rt->wc);
+fail_wc:
+    tr__free(rt->chunks);
+fail_chunks:
+    tr__free(rt);
+fail_rt:
+    return st;
+}
+
+static tr__actor *
+slot_at(tr_runtime *rt, uint32_t slot)
+{
+    tr__actor *chunk = atomic_load_explicit(
+        &rt->chunks[slot >> TR__CHUNK_SHIFT], memory_order_acquire);
+
+    return chunk ? &chunk[slot & (TR__CHUNK - 1)] : NULL;
+}
+
+/* Waits until no actor is alive or the deadline (ns, 0: none) passes. */
+static bool
+wait_none_alive(tr_runtime *rt, uint64_t deadline)
+{
+    bool none;
+
+    pthread_mutex_lock(&rt->life_lock);
+    while (!(none = atomic_load_explicit(&rt->alive,
+                                         memory_order_relaxed) == 0)) {
+        struct timespec ts;
+        uint64_t now = tr__now_ns(), until;
+
+        if (deadline != 0 && now >= deadline) {
+            break;
+        }
+        /* Poll every millisecond as well: life_cond is a hint. */
+        until = now + 1000000u;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 1000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        (void)until;
+        pthread_cond_timedwait(&rt->life_cond, &rt->life_lock, &ts);
+    }
+    pthread_mutex_unlock(&rt->life_lock);
+    return none;
+}
+
+tr_status
+tr_runtime_shutdown(tr_runtime *rt, uint32_t drain_ms)
+{
+    uint64_t deadline;
+    uint32_t i, high;
+    tr__worker *w = tr__worker_self();
+    tr_reason why = {TR_EXIT_SHUTDOWN, 0, "runtime shutdown"};
+
+    if (rt == NULL) {
+        return TR_EINVAL;
+    }
+    if (w != NULL && tr__worker_exec(w) == rt->exec) {
+        return TR_ESTATE;
+    }
+    pthread_mutex_lock(&rt->life_lock);
+    if (atomic_load_explicit(&rt->state, memory_order_relaxed) !=
+        TR__RT_RUNNING) {
+        while (atomic_load_explicit(&rt->state, memory_order_relaxed) !=
+               TR__RT_STOPPED) {
+            pthread_cond_wait(&rt->life_cond, &rt->life_lock);
+        }
+        pthread_mutex_unlock(&rt->life_lock);
+        return TR_OK;
+    }
+    /* seq_cst: outside senders load the state after counting themselves
+     * in; see tr_send_rt. */
+    atomic_store_explicit(&rt->state, TR__RT_DRAINING, memory_order_seq_cst);
+    pthread_mutex_unlock(&rt->life_lock);
+
+    tr__timers_stop(rt->timers);
+    deadline = tr__now_ns() + (uint64_t)drain_ms * 1000000u;
+    /* Drain: until every worker is parked with nothing queued, twice in a
+     * row a millisecond apart (a message in flight between two actors shows
+     * up as a queued actor in between), or the deadline. */
+    for (int quiet = 0; quiet < 2 && tr__now_ns() < deadline;) {
+        quiet = tr__exec_idle(rt->exec) ? quiet + 1 : 0;
+        usleep(1000);
+    }
+    atomic_store_explicit(&rt->state, TR__RT_STOPPING, memory_order_seq_cst);
+    /* Stop every live actor. Handlers can no longer spawn, so one pass
+     * reaches them all; actors that end meanwhile refuse the stop. */
+    high = atomic_load_explicit(&rt->high_seen, memory_order_acquire);
+    for (i = 0; i < high; i++) {
+        tr__actor *a = slot_at(rt, i);
+
+        if (a != NULL && atomic_load_explicit(&a->life, memory_order_acquire) ==
+                             TR__LIFE_ALIVE) {
+            (void)tr__send_sys(rt, tr__ref_of(rt, a), TR__SYS_STOP, &why,
+                               sizeof why);
+        }
+    }
+    wait_none_alive(rt, 0);
+    tr__exec_stop(rt->exec);
+    pthread_mutex_lock(&rt->life_lock);
+    atomic_store_explicit(&rt->state, TR__RT_STOPPED, memory_order_release);
+    pthread_cond_broadcast(&rt->life_cond);
+    pthread_mutex_unlock(&rt->life_lock);
+    return TR_OK;
+}
+
+void
+tr_runtime_destroy(tr_runtime **rtp)
+{
+    tr_runtime *rt;
+    tr__dl_sub *sub;
+    uint32_t c;
+
+    if (rtp == NULL || *rtp == NULL) {
+        return;
+    }
+    rt = *rtp;
+    (void)tr_runtime_shutdown(rt, rt->cfg.drain_ms);
+    tr__timers_free(rt->timers);
+    tr__exec_free(rt->exec);
+    for (c = 0; c < rt->nchunks_max; c++) {
+        tr__actor *chunk =
+            atomic_load_explicit(&rt->chunks[c], memory_order_relaxed);
+
+        if (chunk == NULL) {
+            continue;
+        }
+        /* Every actor has ended; only waiter records that arrived after an
+         * actor's last look can remain. */
+        for (uint32_t i = 0; i < TR__CHUNK; i++) {
+            tr__wake_waiters(rt, &chunk[i]);
+        }
+        tr__free(chunk);
+    }
+    sub = atomic_load_explicit(&rt->dl_sub, memory_order_relaxed);
+    while (sub != NULL) {
+        tr__dl_sub *older = sub->older;
+
+        tr__free(sub);
+        sub = older;
+    }
+    pthread_cond_destroy(&rt->life_cond);
+    pthread_mutex_destroy(&rt->life_lock);
+    pthread_mutex_destroy(&rt->dl_lock);
+    pthread_mutex_destroy(&rt->table_lock);
+    tr__free(rt->free_ring);
+    tr__free(rt->wc);
+    tr__free(rt->chunks);
+    tr__free(rt);
+    *rtp = NULL;
+}
+
+/* ---- Timers glue ------------------------------------------------------- */
+
+static bool
+timer_fire(void *ctx, void *ud)
+{
+    tr_runtime *rt = ctx;
+    tr__msg *proto = ud, *m = tr__msg_new(proto->len);
+    tr_status st;
+
+    if (m == NULL) {
+        return true; /* try again next period; a one-shot is lost: count */
+    }
+    m->type = proto->type;
+    m->from = proto->from;
+    m->to = proto->to;
+    memcpy(m->data, proto->data, proto->len);
+    st = tr__deliver(rt, NULL, m, TR__TRY);
+    return st != TR_EDEAD;
+}
+
+static void
+timer_release(void *ctx, void *ud)
+{
+    (void)ctx;
+    tr__msg_free(ud);
+}
+
+static tr_status
+send_after(tr_runtime *rt, tr__actor *self, tr_ref to, uint32_t type,
+           const void *data, size_t len, uint32_t delay_ms,
+           uint32_t period_ms, tr_timer *out)
+{
+    tr__msg *proto;
+    uint64_t id;
+    tr_status st;
+
+    if ((data == NULL && len > 0) || type >= TR_MSG_RESERVED) {
+        return TR_EINVAL;
+    }
+    if (len > rt->cfg.max_payload) {
+        return TR_EMSGSIZE;
+    }
+    if (atomic_load_explicit(&rt->state, memory_order_acquire) !=
+        TR__RT_RUNNING) {
+        return TR_ESHUTDOWN;
+    }
+    proto = tr__msg_new(len);
+    if (proto == NULL) {
+        return TR_ENOMEM;
+    }
+    proto->type = type;
+    proto->from = self ? tr__ref_of(rt, self) : TR_NOREF;
+    proto->to = to;
+    if (len > 0) {
+        memcpy(proto->data, data, len);
+    }
+    st = tr__timers_add(rt->timers, delay_ms, period_ms, proto, &id);
+    if (st != TR_OK) {
+        tr__msg_free(proto);
+        return st;
+    }
+    if (out != NULL) {
+        out->id_ = id;
+    }
+    return TR_OK;
+}
+
+tr_status
+tr_send_after_cx(tr_cx *cx, tr_ref to, uint32_t type, const void *data,
+                 size_t len, uint32_t delay_ms, tr_timer *out)
+{
+    if (cx == NULL) {
+        return TR_EINVAL;
+    }
+    return send_after(cx->rt, cx->self, to, type, data, len, delay_ms, 0,
+                      out);
+}
+
+tr_status
+tr_send_after_rt(tr_runtime *rt, tr_ref to, uint32_t type, const void *data,
+                 size_t len, uint32_t delay_ms, tr_timer *out)
+{
+    if (rt == NULL) {
+        return TR_EINVAL;
+    }
+    return send_after(rt, NULL, to, type, data, len, delay_ms, 0, out);
+}
+
+tr_status
+tr_send_every_cx(tr_cx *cx, tr_ref to, uint32_t type, const void *data,
+                 size_t len, uint32_t period_ms, tr_timer *out)
+{
+    if (cx == NULL || period_ms == 0) {
+        return TR_EINVAL;
+    }
+    return send_after(cx->rt, cx->self, to, type, data, len, period_ms,
+                      period_ms, out);
+}
+
+tr_status
+tr_send_every_rt(tr_runtime *rt, tr_ref to, uint32_t type, const void *data,
+                 size_t len, uint32_t period_ms, tr_timer *out)
+{
+    if (rt == NULL || period_ms == 0) {
+        return TR_EINVAL;
+    }
+    return send_after(rt, NULL, to, type, data, len, period_ms, period_ms,
+                      out);
+}
+
+tr_status
+tr_timer_cancel(tr_runtime *rt, tr_timer t)
+{
+    if (rt == NULL) {
+        return TR_EINVAL;
+    }
+    return tr__timers_cancel(rt->timers, t.id_);
+}
+
+/* ---- Version ----------------------------------------------------------- */
+
+unsigned int
+tr_version(void)
+{
+    return TR_VERSION_HEX;
+}
+
+#define TR__STR_(x) #x
+#define TR__STR(x)  TR__STR_(x)
+
+const char *
+tr_version_string(void)
+{
+    return TR__STR(TR_VERSION_MAJOR) "." TR__STR(
+        TR_VERSION_MINOR) "." TR__STR(TR_VERSION_PATCH) "-" TR_VERSION_SUFFIX;
+}

@@ -1,0 +1,94 @@
+/* Primitives below every module: allocation, assertions, the monotonic
+ * clock, futexes and cache-line layout. No policy lives here.
+ *
+ * Every allocation goes through tr__alloc/tr__free so there is one path to
+ * instrument. */
+#ifndef TR_COMMON_H
+#define TR_COMMON_H
+
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "troupe/status.h"
+
+#ifndef TR_DEBUG
+#define TR_DEBUG 0
+#endif
+
+/* Assertion tiers: TR_ASSERT (API misuse, TR_DEBUG >= 1), TR_ASSERT_INTERNAL
+ * (invariants, >= 2). TR_ALWAYS/TR_NEVER assert in debug builds and stay as
+ * checks in release ones. */
+#define TR__ABORT(what)                                                        \
+    (fprintf(stderr, "troupe: %s:%d: assertion failed: %s\n", __FILE__,        \
+             __LINE__, what),                                                  \
+     abort())
+#if TR_DEBUG >= 1
+#define TR_ASSERT(x) ((x) ? (void)0 : TR__ABORT(#x))
+#define TR_ALWAYS(x) ((x) ? 1 : (TR__ABORT(#x), 0))
+#define TR_NEVER(x)  ((x) ? (TR__ABORT(#x), 1) : 0)
+#else
+#define TR_ASSERT(x) ((void)0)
+#define TR_ALWAYS(x) (x)
+#define TR_NEVER(x)  (x)
+#endif
+#if TR_DEBUG >= 2
+#define TR_ASSERT_INTERNAL(x) ((x) ? (void)0 : TR__ABORT(#x))
+#else
+#define TR_ASSERT_INTERNAL(x) ((void)0)
+#endif
+
+#define TR_CACHE_LINE 64
+#define TR_LIKELY(x)   __builtin_expect(!!(x), 1)
+#define TR_UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+void *tr__alloc(size_t n);
+void *tr__calloc(size_t n, size_t size);
+void *tr__realloc(void *p, size_t n);
+/* Zeroed memory aligned to `align` (a power of two); free with tr__free. */
+void *tr__calloc_aligned(size_t align, size_t n);
+void tr__free(void *p);
+
+/* Monotonic time. */
+static inline uint64_t
+tr__now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Futex wait while *addr == expect, up to timeout_ns (0: no limit). Returns
+ * false on timeout. Spurious returns happen: callers loop on their own
+ * condition. */
+bool tr__futex_wait(_Atomic uint32_t *addr, uint32_t expect,
+                    uint64_t timeout_ns);
+void tr__futex_wake(_Atomic uint32_t *addr, int n);
+
+/* A pause for spin loops. */
+static inline void
+tr__cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ volatile("yield");
+#endif
+}
+
+/* A 64-bit splitmix step: seeds and cheap per-worker randomness. */
+static inline uint64_t
+tr__mix64(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9e3779b97f4a7c15u);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+    return z ^ (z >> 31);
+}
+
+#endif

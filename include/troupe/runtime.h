@@ -1,0 +1,124 @@
+/* The runtime: an M:N executor (a few worker threads run many actors),
+ * timers, dead letters and stats.
+ *
+ * Thread-safety: troupe calls are not thread-safe unless their comment says
+ * so. Most say so: any thread may send, spawn or stop. A runtime installs no
+ * signal handlers and keeps no global state, so several runtimes can live in
+ * one process. */
+#ifndef TROUPE_RUNTIME_H
+#define TROUPE_RUNTIME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "troupe/mailbox.h"
+#include "troupe/message.h"
+#include "troupe/status.h"
+
+typedef struct tr_runtime tr_runtime;
+
+/* Called for every dead letter, on the thread that dropped the message
+ * (a worker, a timer thread or a sender's thread). Must be thread-safe,
+ * must not block and must not call back into the runtime. */
+typedef void (*tr_dead_letter_fn)(void *arg, const tr_dead_letter *dl);
+
+/* Runtime configuration. Zero in any field means its default, so
+ * `tr_config cfg = {0}` (or a NULL config) gives a sensible runtime. */
+typedef struct tr_config {
+    /* Worker threads. Default: the online CPUs. At most 256. */
+    uint32_t workers;
+    /* Messages an actor may handle in one turn before it yields its worker,
+     * so a flooded actor cannot starve the others. Default 64. */
+    uint32_t budget;
+    /* Mailbox capacity for spawns that do not set one.
+     * Default TR_MAILBOX_DEFAULT_CAPACITY; at most TR_MAILBOX_MAX_CAPACITY. */
+    uint32_t mailbox_capacity;
+    /* Overflow policy for spawns that do not set one. Default
+     * TR_BACKPRESSURE (the zero value). */
+    tr_overflow overflow;
+    /* Largest payload a message may carry, in bytes. Default 1 MiB. */
+    uint32_t max_payload;
+    /* Most actors alive at once. Default 4,194,304; at most 2^28. */
+    uint32_t max_actors;
+    /* How long a thread outside the runtime blocks in a send to a full
+     * backpressure mailbox before TR_ETIMEDOUT. Default 30,000 ms. */
+    uint32_t send_timeout_ms;
+    /* Held sends a muted actor may have before further sends fail with
+     * TR_EFULL (a guard against a handler that ignores TR_PENDING and keeps
+     * flooding). Default 1024. */
+    uint32_t outbox_limit;
+    /* How long tr_runtime_destroy() lets actors drain. Default 5,000 ms. */
+    uint32_t drain_ms;
+    /* Dead-letter callback installed at creation; may be NULL. */
+    tr_dead_letter_fn dead_letter_fn;
+    void *dead_letter_arg;
+} tr_config;
+
+/* Counters of a runtime. Every field counts since tr_runtime_new(). */
+typedef struct tr_stats {
+    uint64_t spawned;      /* actors spawned */
+    uint64_t alive;        /* actors alive now */
+    uint64_t sent;         /* user messages accepted by a mailbox */
+    uint64_t handled;      /* user messages handed to a handler */
+    uint64_t dead_letters; /* messages dead-lettered, for any reason */
+    uint64_t dropped;      /* of those, dropped by an overflow policy */
+    uint64_t rejected;     /* sends refused with TR_EFULL (reject policy) */
+    uint64_t held;         /* sends held in a muted sender's outbox */
+    uint64_t overcommits;  /* held sends admitted past capacity to break a
+                              cycle of muted actors */
+    uint64_t timers_fired; /* timer messages sent */
+    uint64_t steals;       /* run-queue steals between workers */
+    uint64_t parks;        /* times a worker went to sleep */
+    uint32_t workers;      /* worker threads */
+} tr_stats;
+
+/* Creates a runtime from `cfg` (NULL: all defaults) and starts its workers.
+ * On TR_OK the caller owns *out and must release it with
+ * tr_runtime_destroy(). On failure *out is unchanged.
+ * Errors: TR_EINVAL (out NULL, a field out of range), TR_ENOMEM, TR_EFAILED
+ * (a thread could not be started). Thread-safe: yes. */
+TR_EXTERN TR_NODISCARD tr_status tr_runtime_new(tr_runtime **out,
+                                                const tr_config *cfg);
+
+/* Shuts the runtime down: from now on sends and spawns from outside threads
+ * fail with TR_ESHUTDOWN and timers are canceled; actors go on handling what
+ * is queued until every actor is idle or `drain_ms` passes; then every
+ * actor is stopped with reason TR_EXIT_SHUTDOWN (its terminate hook runs
+ * exactly once; messages still queued go to dead letters). Returns when the
+ * last actor is gone and the workers have exited. Calling it again is a
+ * no-op that returns TR_OK.
+ * Errors: TR_EINVAL (rt NULL), TR_ESTATE (called from a handler).
+ * Thread-safe: yes, but not from one of the runtime's own handlers. */
+TR_EXTERN tr_status tr_runtime_shutdown(tr_runtime *rt, uint32_t drain_ms);
+
+/* Shuts the runtime down if that has not happened (with the configured
+ * drain_ms), frees it and sets *rtp to NULL. Accepts NULL and a pointer to
+ * NULL. Refs of the runtime stay safe to hold: sends through another
+ * runtime report them dead. Must not be called from a handler.
+ * Thread-safe: no (one caller, after every other thread is done with rt). */
+TR_EXTERN void tr_runtime_destroy(tr_runtime **rtp);
+
+/* Fills *out with the runtime's counters. The fields are read one by one
+ * while the runtime runs, so they are each exact but not one snapshot.
+ * Errors: TR_EINVAL. Thread-safe: yes. */
+TR_EXTERN tr_status tr_runtime_stats(tr_runtime *rt, tr_stats *out);
+
+/* Sets the dead-letter callback (fn NULL removes it). It may still be called
+ * with the old one by a thread already inside it.
+ * Errors: TR_EINVAL (rt NULL). Thread-safe: yes. */
+TR_EXTERN tr_status tr_dead_letters_subscribe(tr_runtime *rt,
+                                              tr_dead_letter_fn fn, void *arg);
+
+/* Forwards every dead letter to actor `to` as a TR_MSG_DEAD_LETTER message
+ * (payload: a tr_dead_letter with data NULL). TR_NOREF stops forwarding.
+ * Dead letters that the subscriber itself cannot take (it is full or dead)
+ * are only counted, never forwarded again.
+ * Errors: TR_EINVAL (rt NULL). Thread-safe: yes. */
+TR_EXTERN tr_status tr_dead_letters_forward(tr_runtime *rt, tr_ref to);
+
+/* The library's version as TR_VERSION_HEX and as "major.minor.patch[-sfx]",
+ * to compare with the header's. Thread-safe: yes. */
+TR_EXTERN unsigned int tr_version(void);
+TR_EXTERN const char *tr_version_string(void);
+
+#endif

@@ -1,0 +1,270 @@
+/* The bounded MPSC mailbox. See mailbox.h for the word and the invariants;
+ * docs/internals/mailbox.md walks through a send, a turn and an ending. */
+#include "mailbox/mailbox.h"
+
+#include <sched.h>
+
+void
+tr__mbox_open(tr__mailbox *mb, uint32_t gen, uint32_t capacity)
+{
+    atomic_store_explicit(&mb->stub.next, NULL, memory_order_relaxed);
+    atomic_store_explicit(&mb->tail, &mb->stub, memory_order_relaxed);
+    atomic_store_explicit(&mb->sys, NULL, memory_order_relaxed);
+    atomic_store_explicit(&mb->waiters, NULL, memory_order_relaxed);
+    atomic_store_explicit(&mb->capacity, capacity, memory_order_relaxed);
+    mb->head = &mb->stub;
+    /* release: publishes the reset lanes above to any producer whose
+     * admission CAS (acquire) reads this epoch. */
+    atomic_store_explicit(&mb->word, tr__mb_epoch_bits(gen),
+                          memory_order_release);
+}
+
+/* limit 0 means the mailbox's capacity, read once the epoch checks out. */
+static tr__admit
+admit(tr__mailbox *mb, uint32_t gen, uint64_t one, uint64_t limit_mask,
+      uint64_t limit, uint64_t *word_out)
+{
+    uint64_t want = tr__mb_epoch_bits(gen);
+    /* acquire: pairs with tr__mbox_open's release, so once the epoch
+     * matches, the capacity and the owner's header are visible. */
+    uint64_t w = atomic_load_explicit(&mb->word, memory_order_acquire);
+
+    for (;;) {
+        if ((w & ~(TR__MB_TOKENS)) != want) {
+            return TR__ADMIT_DEAD; /* DEAD set, or another epoch */
+        }
+        if (limit == 0) {
+            limit = atomic_load_explicit(&mb->capacity, memory_order_relaxed);
+        }
+        if ((w & limit_mask) >= limit) {
+            *word_out = w;
+            return TR__ADMIT_FULL;
+        }
+        /* seq_cst: (1) acquire pairs with the consumer's release in
+         * tr__mbox_add, so a producer that reschedules an idle owner hands
+         * over the owner's last turn; (2) it is one half of the Dekker pair
+         * with tr__mbox_add_waiter: a sender registers as a waiter and then
+         * retries this CAS, while the consumer releases counts and then
+         * loads `waiters`; with both sides seq_cst, one of them sees the
+         * other, so no waiter sleeps through the room it waits for. On
+         * x86-64 any RMW is a full barrier, so this costs nothing extra. */
+        if (atomic_compare_exchange_weak_explicit(&mb->word, &w, w + one,
+                                                  memory_order_seq_cst,
+                                                  memory_order_acquire)) {
+            *word_out = w;
+            return (w & TR__MB_TOKENS) == 0 ? TR__ADMIT_SCHEDULE
+                                             : TR__ADMIT_OK;
+        }
+    }
+}
+
+tr__admit
+tr__mbox_admit(tr__mailbox *mb, uint32_t gen, bool force, uint64_t *word_out)
+{
+    return admit(mb, gen, TR__MB_USER_ONE, TR__MB_USER_MASK,
+                 force ? TR__MB_USER_MASK : 0, word_out);
+}
+
+tr__admit
+tr__mbox_admit_sys(tr__mailbox *mb, uint32_t gen, uint64_t *word_out)
+{
+    return admit(mb, gen, TR__MB_SYS_ONE, TR__MB_SYS_MASK, TR__MB_SYS_MASK,
+                 word_out);
+}
+
+void
+tr__mbox_push(tr__mailbox *mb, tr__mnode *n)
+{
+    tr__mnode *prev;
+
+    atomic_store_explicit(&n->next, NULL, memory_order_relaxed);
+    /* acq_rel: release publishes n's contents (and n->next = NULL) to the
+     * producer that links behind n and to the consumer; acquire orders our
+     * store to prev->next after whoever pushed prev. */
+    prev = atomic_exchange_explicit(&mb->tail, n, memory_order_acq_rel);
+    /* release: pairs with the consumer's acquire load of next in pop(), so
+     * it sees n's payload once it sees the link. Between the exchange and
+     * this store the queue is "in flight": pop() reports empty. */
+    atomic_store_explicit(&prev->next, n, memory_order_release);
+}
+
+static void
+push_stack(_Atomic(tr__mnode *) *top, tr__mnode *n)
+{
+    tr__mnode *old = atomic_load_explicit(top, memory_order_relaxed);
+
+    do {
+        atomic_store_explicit(&n->next, old, memory_order_relaxed);
+        /* seq_cst on success: release publishes n to the taker's acquire
+         * exchange; seq_cst (not just release) because tr__mbox_add_waiter
+         * is the other half of the Dekker pair described in admit(). */
+    } while (!atomic_compare_exchange_weak_explicit(
+        top, &old, n, memory_order_seq_cst, memory_order_relaxed));
+}
+
+static tr__mnode *
+take_stack(_Atomic(tr__mnode *) *top)
+{
+    tr__mnode *n, *prev = NULL, *next;
+
+    /* A relaxed peek first: most turns find nothing, and a load does not
+     * pull the line away from producers the way an exchange does. */
+    if (atomic_load_explicit(top, memory_order_relaxed) == NULL) {
+        return NULL;
+    }
+    /* acquire: pairs with push_stack's release, so every node in the list
+     * and its next link is visible. */
+    n = atomic_exchange_explicit(top, NULL, memory_order_acquire);
+    /* Reverse: the stack is newest first; lanes hand out oldest first. */
+    while (n != NULL) {
+        next = atomic_load_explicit(&n->next, memory_order_relaxed);
+        atomic_store_explicit(&n->next, prev, memory_order_relaxed);
+        prev = n;
+        n = next;
+    }
+    return prev;
+}
+
+void
+tr__mbox_push_sys(tr__mailbox *mb, tr__mnode *n)
+{
+    push_stack(&mb->sys, n);
+}
+
+tr__mnode *
+tr__mbox_take_sys(tr__mailbox *mb)
+{
+    return take_stack(&mb->sys);
+}
+
+void
+tr__mbox_add_waiter(tr__mailbox *mb, tr__mnode *n)
+{
+    push_stack(&mb->waiters, n);
+}
+
+tr__mnode *
+tr__mbox_take_waiters(tr__mailbox *mb)
+{
+    /* seq_cst peek: the consumer's half of the Dekker pair in admit(): after
+     * releasing counts (an RMW), this load must not be satisfied before it,
+     * or a waiter that registered in between would never be woken. */
+    if (atomic_load_explicit(&mb->waiters, memory_order_seq_cst) == NULL) {
+        return NULL;
+    }
+    return take_stack(&mb->waiters);
+}
+
+tr__mnode *
+tr__mbox_pop(tr__mailbox *mb)
+{
+    tr__mnode *head = mb->head;
+    /* acquire: pairs with the release store of prev->next in push(). */
+    tr__mnode *next = atomic_load_explicit(&head->next, memory_order_acquire);
+
+    if (head == &mb->stub) {
+        if (next == NULL) {
+            return NULL;
+        }
+        mb->head = next;
+        head = next;
+        next = atomic_load_explicit(&next->next, memory_order_acquire);
+    }
+    if (next != NULL) {
+        mb->head = next;
+        return head;
+    }
+    /* head is the last linked node. If a push is in flight behind it, wait
+     * for the link rather than park the stub behind a half-pushed node. */
+    if (head != atomic_load_explicit(&mb->tail, memory_order_acquire)) {
+        return NULL;
+    }
+    /* Re-insert the stub so head can be handed out: the queue must never
+     * be left with no node in it. */
+    tr__mbox_push(mb, &mb->stub);
+    next = atomic_load_explicit(&head->next, memory_order_acquire);
+    if (next != NULL) {
+        mb->head = next;
+        return head;
+    }
+    return NULL;
+}
+
+static void
+pop_lock(tr__mailbox *mb)
+{
+    /* acquire: pairs with pop_unlock's release, so the previous holder's
+     * update of mb->head is visible. */
+    while (atomic_exchange_explicit(&mb->pop_lock, 1, memory_order_acquire)) {
+        sched_yield();
+    }
+}
+
+static void
+pop_unlock(tr__mailbox *mb)
+{
+    atomic_store_explicit(&mb->pop_lock, 0, memory_order_release);
+}
+
+tr__mnode *
+tr__mbox_pop_locked(tr__mailbox *mb)
+{
+    tr__mnode *n;
+
+    pop_lock(mb);
+    n = tr__mbox_pop(mb);
+    pop_unlock(mb);
+    return n;
+}
+
+tr__admit
+tr__mbox_swap_oldest(tr__mailbox *mb, uint32_t gen, tr__mnode *n,
+                     tr__mnode **oldest)
+{
+    uint64_t w;
+    tr__admit r;
+
+    pop_lock(mb);
+    r = tr__mbox_admit(mb, gen, false, &w);
+    if (r == TR__ADMIT_OK || r == TR__ADMIT_SCHEDULE) {
+        tr__mbox_push(mb, n);
+    } else if (r == TR__ADMIT_FULL) {
+        /* The epoch checked out just now and the owner cannot end while we
+         * hold the lock with its count unchanged (its drain pops under this
+         * lock), so the swap stays within this owner's lifetime. */
+        *oldest = tr__mbox_pop(mb);
+        if (*oldest != NULL) {
+            tr__mbox_push(mb, n);
+            r = TR__ADMIT_SWAPPED;
+        }
+    }
+    pop_unlock(mb);
+    return r;
+}
+
+uint64_t
+tr__mbox_add(tr__mailbox *mb, uint64_t delta)
+{
+    /* seq_cst: release hands this turn's writes to the producer that next
+     * moves the tokens from zero (it schedules the owner elsewhere), and
+     * this is the consumer's store in the Dekker pair with waiters (see
+     * admit()). */
+    return atomic_fetch_add_explicit(&mb->word, delta, memory_order_seq_cst) +
+           delta;
+}
+
+uint64_t
+tr__mbox_close(tr__mailbox *mb)
+{
+    /* seq_cst: after this, every admission fails (they CAS the word), and
+     * admissions that won before are counted in the returned word. */
+    return atomic_fetch_or_explicit(&mb->word, TR__MB_DEAD,
+                                    memory_order_seq_cst) |
+           TR__MB_DEAD;
+}
+
+uint64_t
+tr__mbox_word(tr__mailbox *mb)
+{
+    return atomic_load_explicit(&mb->word, memory_order_acquire);
+}

@@ -1,0 +1,137 @@
+/* The bounded MPSC mailbox: a user lane, a system lane, a waiter list, and
+ * the one word that counts them and decides who schedules the owner.
+ *
+ * Layout of `word` (all producers and the consumer; CAS/RMW only):
+ *
+ *   bits  0..23  user messages admitted and not yet released by the consumer
+ *   bits 24..43  system messages admitted and not yet released
+ *   bit  44      MUTE: the owner is muted and holds this token meanwhile
+ *   bit  45      DEAD: the owner is ending; no admission succeeds
+ *   bits 46..63  epoch: low bits of the owner's generation
+ *
+ * Invariants:
+ * - The user count never exceeds the capacity, except by admissions made
+ *   with `force` (a cycle of muted actors is broken that way, counted).
+ * - The owner is scheduled (queued, running, or parked muted) exactly when
+ *   the token bits (user, system, MUTE) are nonzero. Whoever moves them from
+ *   zero to nonzero schedules the owner; the consumer moves them back to zero
+ *   only at the end of a turn, and then does not run the owner again.
+ * - Admission is the linearization point of a send: an admission that saw
+ *   the right epoch and no DEAD bit is counted, so the ending owner waits for
+ *   its message (the producer pushes it right after) and dead-letters it.
+ *   A stale producer's CAS fails on the changed epoch, so a message never
+ *   reaches a later owner of the same slot.
+ *
+ * Concurrency: push/admit/add_waiter from any thread; pop/take/release only
+ * from the thread running the owner. The user lane is Vyukov's intrusive
+ * MPSC queue: one exchange per push, wait-free for producers; a pop can see
+ * a push in flight (exchanged, not yet linked) and then reports empty while
+ * the word still counts the message, so consumers trust the word, not a
+ * NULL pop. The system lane and the waiter list are Treiber stacks that the
+ * consumer takes whole. */
+#ifndef TR_MAILBOX_H
+#define TR_MAILBOX_H
+
+#include "common/common.h"
+
+/* A node of any lane: embedded first in messages and waiter records. */
+typedef struct tr__mnode {
+    _Atomic(struct tr__mnode *) next;
+} tr__mnode;
+
+#define TR__MB_USER_ONE   UINT64_C(1)
+#define TR__MB_USER_MASK  ((UINT64_C(1) << 24) - 1)
+#define TR__MB_SYS_SHIFT  24
+#define TR__MB_SYS_ONE    (UINT64_C(1) << TR__MB_SYS_SHIFT)
+#define TR__MB_SYS_MASK   (((UINT64_C(1) << 20) - 1) << TR__MB_SYS_SHIFT)
+#define TR__MB_MUTE       (UINT64_C(1) << 44)
+#define TR__MB_DEAD       (UINT64_C(1) << 45)
+#define TR__MB_EPOCH_SHIFT 46
+#define TR__MB_TOKENS     (TR__MB_USER_MASK | TR__MB_SYS_MASK | TR__MB_MUTE)
+
+typedef struct tr__mailbox {
+    /* Producers' cache line: the word and the tail they RMW. */
+    _Atomic uint64_t word;       /* any thread; RMW only, see above */
+    _Atomic(tr__mnode *) tail;   /* producers: exchange; consumer: load */
+    _Atomic(tr__mnode *) sys;    /* any thread pushes (CAS); consumer takes */
+    _Atomic(tr__mnode *) waiters; /* senders waiting for room; as `sys` */
+    tr__mnode *head;             /* consumer only */
+    tr__mnode stub;              /* the queue's resting node */
+    _Atomic uint32_t pop_lock;   /* drop-oldest mailboxes only: serializes
+                                    the consumer's pops with producers that
+                                    drop the oldest message */
+    /* Set by tr__mbox_open before it publishes the epoch (release); read by
+     * producers after their acquire of a word with that epoch. Atomic only
+     * because a stale producer may read it while a new owner's open writes
+     * it; such a producer's admission then fails on the epoch. */
+    _Atomic uint32_t capacity;
+} tr__mailbox;
+
+typedef enum tr__admit {
+    TR__ADMIT_OK,       /* counted; the owner was already scheduled */
+    TR__ADMIT_SCHEDULE, /* counted; the caller must schedule the owner */
+    TR__ADMIT_FULL,     /* not counted: the user lane is at capacity */
+    TR__ADMIT_DEAD,     /* not counted: the owner is ending or reborn */
+    TR__ADMIT_SWAPPED,  /* tr__mbox_swap_oldest: the oldest waiting message
+                           was taken out and the new one put in its place */
+} tr__admit;
+
+static inline uint64_t
+tr__mb_epoch_bits(uint32_t gen)
+{
+    return (uint64_t)gen << TR__MB_EPOCH_SHIFT;
+}
+
+/* Sets up an empty mailbox for an owner of generation `gen`, or reopens a
+ * drained one for the next owner of its slot. Not concurrent with anything
+ * but admissions, which it makes fail until it publishes the epoch. */
+void tr__mbox_open(tr__mailbox *mb, uint32_t gen, uint32_t capacity);
+
+/* Counts one user message in, unless full (force: admit past capacity) or
+ * the owner of `gen` is gone. On OK/SCHEDULE the caller must push the
+ * message right away. *word_out receives the word seen before. */
+tr__admit tr__mbox_admit(tr__mailbox *mb, uint32_t gen, bool force,
+                         uint64_t *word_out);
+
+/* Counts one system message in (no capacity). As tr__mbox_admit; FULL only
+ * when 2^20 system messages wait. */
+tr__admit tr__mbox_admit_sys(tr__mailbox *mb, uint32_t gen,
+                             uint64_t *word_out);
+
+/* Pushes an admitted user message / system message. */
+void tr__mbox_push(tr__mailbox *mb, tr__mnode *n);
+void tr__mbox_push_sys(tr__mailbox *mb, tr__mnode *n);
+
+/* Consumer: the oldest user message, or NULL when none is linked yet. */
+tr__mnode *tr__mbox_pop(tr__mailbox *mb);
+
+/* Drop-oldest mailboxes: tr__mbox_pop under the pop lock. Consumer. */
+tr__mnode *tr__mbox_pop_locked(tr__mailbox *mb);
+
+/* Drop-oldest mailboxes, any producer: under the pop lock, admits `n` if
+ * there is room now (OK/SCHEDULE, pushed); otherwise takes the oldest
+ * linked message out into *oldest and puts `n` in its place, leaving the
+ * count unchanged (SWAPPED); FULL when no message is linked (every counted
+ * one is being handled or in flight); DEAD as admission. */
+tr__admit tr__mbox_swap_oldest(tr__mailbox *mb, uint32_t gen, tr__mnode *n,
+                               tr__mnode **oldest);
+
+/* Consumer: every system message pushed so far, oldest first (linked
+ * through `next`, plain loads are fine after this returns). */
+tr__mnode *tr__mbox_take_sys(tr__mailbox *mb);
+
+/* Consumer: adds `delta` (two's complement: releases counts, sets or
+ * clears MUTE) and returns the new word. */
+uint64_t tr__mbox_add(tr__mailbox *mb, uint64_t delta);
+
+/* Consumer: marks the owner dead; returns the new word. */
+uint64_t tr__mbox_close(tr__mailbox *mb);
+
+/* Waiters: records of senders that found the lane full. */
+void tr__mbox_add_waiter(tr__mailbox *mb, tr__mnode *n);
+tr__mnode *tr__mbox_take_waiters(tr__mailbox *mb);
+
+/* Consumer: the word, for tests and the ending owner's drain. */
+uint64_t tr__mbox_word(tr__mailbox *mb);
+
+#endif

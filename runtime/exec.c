@@ -1,0 +1,579 @@
+/* The M:N executor. See exec.h for the shape; this file's comments give the
+ * memory-ordering argument of each queue and of parking. */
+#include "runtime/exec.h"
+
+#include <pthread.h>
+#include <string.h>
+
+/* A worker's local ring (Go's runq): the owner pushes at tail and pops at
+ * head; thieves take a batch from head. head is CAS-only; tail is stored by
+ * the owner only. Slots are atomics because a thief may read a slot that the
+ * owner is about to reuse; such a thief's CAS on head then fails and its
+ * read is discarded. */
+typedef struct ring {
+    alignas(TR_CACHE_LINE) _Atomic uint32_t head; /* owner + thieves; CAS */
+    _Atomic uint32_t tail;                        /* owner stores */
+    _Atomic(void *) slots[TR__RING_SIZE];         /* see above */
+} ring;
+
+struct tr__worker {
+    ring rq;
+    tr__exec *ex;
+    void *next;         /* owner only: the LIFO slot */
+    uint32_t streak;    /* owner only: next-slot runs in a row */
+    uint32_t tick;      /* owner only: turns run, for TR__GLOBAL_TICK */
+    uint32_t index;
+    uint64_t rng;       /* owner only: victim choice */
+    void *user;         /* owner only: for the layer above */
+    pthread_t thread;
+    /* 1 while parked (or about to be); the waker stores 0 under idle_lock
+     * and futex-wakes. The futex word. */
+    alignas(TR_CACHE_LINE) _Atomic uint32_t parked;
+    bool in_idle;           /* protected by ex->idle_lock */
+    _Atomic uint64_t steals; /* owner stores, anyone loads */
+    _Atomic uint64_t parks;  /* owner stores, anyone loads */
+};
+
+struct tr__exec {
+    tr__run_fn run;
+    void *ctx;
+    uint32_t nworkers;
+    uint32_t started;
+    tr__worker *workers;
+
+    /* The global queue: a growable ring under a mutex. gcount mirrors its
+     * length for lock-free emptiness checks (written under the lock). */
+    pthread_mutex_t glock;
+    void **gbuf;
+    size_t gcap, ghead, glen;
+    _Atomic size_t gcount;
+
+    /* Parked workers: a stack under idle_lock; nidle mirrors its size for
+     * the producers' lock-free check and changes only by seq_cst RMW (see
+     * wake_one()). */
+    pthread_mutex_t idle_lock;
+    tr__worker **idle;
+    uint32_t nidle_list;
+    alignas(TR_CACHE_LINE) _Atomic uint32_t nidle;
+    _Atomic uint32_t stopping; /* set once by tr__exec_stop */
+};
+
+static _Thread_local tr__worker *tls_worker;
+
+tr__worker *
+tr__worker_self(void)
+{
+    return tls_worker;
+}
+
+tr__exec *
+tr__worker_exec(const tr__worker *w)
+{
+    return w->ex;
+}
+
+uint32_t
+tr__worker_index(const tr__worker *w)
+{
+    return w->index;
+}
+
+void **
+tr__worker_user(tr__worker *w)
+{
+    return &w->user;
+}
+
+uint32_t
+tr__exec_workers(const tr__exec *ex)
+{
+    return ex->nworkers;
+}
+
+/* ---- Local ring -------------------------------------------------------- */
+
+static bool
+ring_push(ring *r, void *item)
+{
+    /* acquire: pairs with the consumers' CAS on head, so the slot we are
+     * about to overwrite has been read by whoever took it. */
+    uint32_t h = atomic_load_explicit(&r->head, memory_order_acquire);
+    uint32_t t = atomic_load_explicit(&r->tail, memory_order_relaxed);
+
+    if (t - h >= TR__RING_SIZE) {
+        return false;
+    }
+    atomic_store_explicit(&r->slots[t % TR__RING_SIZE], item,
+                          memory_order_relaxed);
+    /* release: publishes the slot to consumers that acquire tail. */
+    atomic_store_explicit(&r->tail, t + 1, memory_order_release);
+    return true;
+}
+
+static void *
+ring_pop(ring *r)
+{
+    uint32_t h = atomic_load_explicit(&r->head, memory_order_acquire);
+
+    for (;;) {
+        uint32_t t = atomic_load_explicit(&r->tail, memory_order_relaxed);
+        void *item;
+
+        if (t == h) {
+            return NULL;
+        }
+        item = atomic_load_explicit(&r->slots[h % TR__RING_SIZE],
+                                    memory_order_relaxed);
+        /* acq_rel: release tells the owner's next push the slot is free;
+         * acquire on failure reloads head for the retry. */
+        if (atomic_compare_exchange_weak_explicit(&r->head, &h, h + 1,
+                                                  memory_order_acq_rel,
+                                                  memory_order_acquire)) {
+            return item;
+        }
+    }
+}
+
+static uint32_t
+ring_len(ring *r)
+{
+    uint32_t h = atomic_load_explicit(&r->head, memory_order_acquire);
+    uint32_t t = atomic_load_explicit(&r->tail, memory_order_acquire);
+    return t - h;
+}
+
+/* Takes half of victim's ring (rounded up) into thief's ring and returns one
+ * of the items to run now, or NULL. Only the thief's owner calls this, and
+ * its own ring is empty (it steals only when out of work). */
+static void *
+ring_steal(ring *thief, ring *victim)
+{
+    void *batch[TR__RING_SIZE / 2 + 1];
+    uint32_t h, t, n, i, tt;
+
+    for (;;) {
+        /* acquire both: the tail's release publishes the slots we read. */
+        h = atomic_load_explicit(&victim->head, memory_order_acquire);
+        t = atomic_load_explicit(&victim->tail, memory_order_acquire);
+        n = t - h;
+        n = n - n / 2;
+        if (n == 0) {
+            return NULL;
+        }
+        if (n > TR__RING_SIZE / 2 + 1) {
+            continue; /* h and t read at different times; retry */
+        }
+        for (i = 0; i < n; i++) {
+            batch[i] = atomic_load_explicit(
+                &victim->slots[(h + i) % TR__RING_SIZE], memory_order_relaxed);
+        }
+        /* acq_rel: commits the batch; release frees the slots for the
+         * victim's owner. Failure means someone else took some: retry. */
+        if (atomic_compare_exchange_weak_explicit(&victim->head, &h, h + n,
+                                                  memory_order_acq_rel,
+                                                  memory_order_relaxed)) {
+            break;
+        }
+    }
+    tt = atomic_load_explicit(&thief->tail, memory_order_relaxed);
+    for (i = 1; i < n; i++) {
+        atomic_store_explicit(&thief->slots[(tt + i - 1) % TR__RING_SIZE],
+                              batch[i], memory_order_relaxed);
+    }
+    /* release: publishes the copied slots. */
+    atomic_store_explicit(&thief->tail, tt + n - 1, memory_order_release);
+    return batch[0];
+}
+
+/* ---- Global queue ------------------------------------------------------ */
+
+static bool
+global_push(tr__exec *ex, void *item)
+{
+    pthread_mutex_lock(&ex->glock);
+    if (ex->glen == ex->gcap) {
+        size_t ncap = ex->gcap ? ex->gcap * 2 : 256, i;
+        void **nbuf = tr__alloc(ncap * sizeof *nbuf);
+
+        if (nbuf == NULL) {
+            pthread_mutex_unlock(&ex->glock);
+            return false;
+        }
+        for (i = 0; i < ex->glen; i++) {
+            nbuf[i] = ex->gbuf[(ex->ghead + i) % ex->gcap];
+        }
+        tr__free(ex->gbuf);
+        ex->gbuf = nbuf;
+        ex->gcap = ncap;
+        ex->ghead = 0;
+    }
+    ex->gbuf[(ex->ghead + ex->glen) % ex->gcap] = item;
+    ex->glen++;
+    /* relaxed: the lock orders the data; gcount is only a hint to skip the
+     * lock, and wake_one()/park() pair on nidle after it. */
+    atomic_store_explicit(&ex->gcount, ex->glen, memory_order_relaxed);
+    pthread_mutex_unlock(&ex->glock);
+    return true;
+}
+
+static void *
+global_pop(tr__exec *ex)
+{
+    void *item = NULL;
+
+    if (atomic_load_explicit(&ex->gcount, memory_order_relaxed) == 0) {
+        return NULL;
+    }
+    pthread_mutex_lock(&ex->glock);
+    if (ex->glen > 0) {
+        item = ex->gbuf[ex->ghead];
+        ex->ghead = (ex->ghead + 1) % ex->gcap;
+        ex->glen--;
+        atomic_store_explicit(&ex->gcount, ex->glen, memory_order_relaxed);
+    }
+    pthread_mutex_unlock(&ex->glock);
+    return item;
+}
+
+/* ---- Parking ----------------------------------------------------------- */
+
+/* Wakes one parked worker if there is one. Called after making work
+ * visible. The RMW on nidle pairs with park()'s: both are seq_cst RMWs of
+ * one variable, so one comes first in its modification order. If the
+ * parker's came first, this one reads a nonzero count and wakes it; if this
+ * one came first, the parker's RMW reads from it (release/acquire), so our
+ * queued work happens-before the parker's re-check. No fence needed (and
+ * ThreadSanitizer, which does not model fences, can follow it). */
+static void
+wake_one(tr__exec *ex)
+{
+    tr__worker *w = NULL;
+
+    if (atomic_fetch_add_explicit(&ex->nidle, 0, memory_order_seq_cst) == 0) {
+        return;
+    }
+    pthread_mutex_lock(&ex->idle_lock);
+    if (ex->nidle_list > 0) {
+        w = ex->idle[--ex->nidle_list];
+        w->in_idle = false;
+        /* seq_cst RMW: keeps nidle's modification order a sequence of RMWs
+         * (see above). */
+        atomic_fetch_sub_explicit(&ex->nidle, 1, memory_order_seq_cst);
+        /* relaxed: the lock and the futex syscall order this store before
+         * the parker's reload of it. */
+        atomic_store_explicit(&w->parked, 0, memory_order_relaxed);
+    }
+    pthread_mutex_unlock(&ex->idle_lock);
+    if (w != NULL) {
+        tr__futex_wake(&w->parked, 1);
+    }
+}
+
+static bool
+work_visible(tr__exec *ex)
+{
+    uint32_t i;
+
+    if (atomic_load_explicit(&ex->gcount, memory_order_relaxed) != 0) {
+        return true;
+    }
+    for (i = 0; i < ex->nworkers; i++) {
+        if (ring_len(&ex->workers[i].rq) != 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void
+park(tr__worker *w)
+{
+    tr__exec *ex = w->ex;
+    uint32_t i;
+
+    for (i = 0; i < TR__SPIN; i++) {
+        if (work_visible(ex) ||
+            atomic_load_explicit(&ex->stopping, memory_order_relaxed)) {
+            return;
+        }
+        tr__cpu_relax();
+    }
+    pthread_mutex_lock(&ex->idle_lock);
+    atomic_store_explicit(&w->parked, 1, memory_order_relaxed);
+    w->in_idle = true;
+    ex->idle[ex->nidle_list++] = w;
+    /* seq_cst RMW: the parker's half of the pair with wake_one(); the
+     * re-check below comes after it. */
+    atomic_fetch_add_explicit(&ex->nidle, 1, memory_order_seq_cst);
+    pthread_mutex_unlock(&ex->idle_lock);
+    if (work_visible(ex) ||
+        atomic_load_explicit(&ex->stopping, memory_order_relaxed)) {
+        pthread_mutex_lock(&ex->idle_lock);
+        if (w->in_idle) {
+            for (i = 0; i < ex->nidle_list; i++) {
+                if (ex->idle[i] == w) {
+                    ex->idle[i] = ex->idle[--ex->nidle_list];
+                    break;
+                }
+            }
+            w->in_idle = false;
+            atomic_fetch_sub_explicit(&ex->nidle, 1, memory_order_seq_cst);
+            atomic_store_explicit(&w->parked, 0, memory_order_relaxed);
+        }
+        pthread_mutex_unlock(&ex->idle_lock);
+    }
+    atomic_store_explicit(&w->parks,
+                          atomic_load_explicit(&w->parks,
+                                               memory_order_relaxed) +
+                              1,
+                          memory_order_relaxed);
+    /* acquire: pairs with the lock release in wake_one after its store. */
+    while (atomic_load_explicit(&w->parked, memory_order_acquire) != 0) {
+        tr__futex_wait(&w->parked, 1, 0);
+    }
+}
+
+/* ---- Workers ----------------------------------------------------------- */
+
+static void *
+find_work(tr__worker *w)
+{
+    tr__exec *ex = w->ex;
+    void *item;
+    uint32_t i, start;
+
+    if (w->next != NULL) {
+        if (w->streak < TR__LIFO_STREAK) {
+            item = w->next;
+            w->next = NULL;
+            w->streak++;
+            return item;
+        }
+        /* The streak is over: the next item waits its turn in the ring. */
+        if (!ring_push(&w->rq, w->next) && !global_push(ex, w->next)) {
+            item = w->next; /* no memory to queue it: run it now */
+            w->next = NULL;
+            return item;
+        }
+        w->next = NULL;
+    }
+    w->streak = 0;
+    if (++w->tick % TR__GLOBAL_TICK == 0 &&
+        (item = global_pop(ex)) != NULL) {
+        return item;
+    }
+    if ((item = ring_pop(&w->rq)) != NULL) {
+        return item;
+    }
+    if ((item = global_pop(ex)) != NULL) {
+        return item;
+    }
+    if (ex->nworkers > 1) {
+        start = (uint32_t)(tr__mix64(&w->rng) % ex->nworkers);
+        for (i = 0; i < ex->nworkers; i++) {
+            tr__worker *v = &ex->workers[(start + i) % ex->nworkers];
+
+            if (v != w && (item = ring_steal(&w->rq, &v->rq)) != NULL) {
+                atomic_store_explicit(
+                    &w->steals,
+                    atomic_load_explicit(&w->steals, memory_order_relaxed) + 1,
+                    memory_order_relaxed);
+                return item;
+            }
+        }
+    }
+    return NULL;
+}
+
+static void *
+worker_main(void *arg)
+{
+    tr__worker *w = arg;
+    tr__exec *ex = w->ex;
+    void *item;
+
+    tls_worker = w;
+    for (;;) {
+        item = find_work(w);
+        if (item != NULL) {
+            ex->run(ex->ctx, w, item);
+            continue;
+        }
+        if (atomic_load_explicit(&ex->stopping, memory_order_acquire)) {
+            break;
+        }
+        park(w);
+    }
+    tls_worker = NULL;
+    return NULL;
+}
+
+tr_status
+tr__exec_new(tr__exec **out, uint32_t nworkers, tr__run_fn run, void *ctx)
+{
+    tr__exec *ex;
+    uint32_t i;
+
+    ex = tr__calloc(1, sizeof *ex);
+    if (ex == NULL) {
+        goto fail_ex;
+    }
+    ex->workers = tr__calloc(nworkers, sizeof *ex->workers);
+    if (ex->workers == NULL) {
+        goto fail_workers;
+    }
+    ex->idle = tr__calloc(nworkers, sizeof *ex->idle);
+    if (ex->idle == NULL) {
+        goto fail_idle;
+    }
+    ex->run = run;
+    ex->ctx = ctx;
+    ex->nworkers = nworkers;
+    pthread_mutex_init(&ex->glock, NULL);
+    pthread_mutex_init(&ex->idle_lock, NULL);
+    for (i = 0; i < nworkers; i++) {
+        ex->workers[i].ex = ex;
+        ex->workers[i].index = i;
+        ex->workers[i].rng = 0x853c49e6748fea9bu ^ ((uint64_t)i << 32) ^
+                             (uint64_t)(uintptr_t)ex;
+    }
+    *out = ex;
+    return TR_OK;
+
+fail_idle:
+    tr__free(ex->workers);
+fail_workers:
+    tr__free(ex);
+fail_ex:
+    return TR_ENOMEM;
+}
+
+tr_status
+tr__exec_start(tr__exec *ex)
+{
+    uint32_t i;
+
+    for (i = 0; i < ex->nworkers; i++) {
+        if (pthread_create(&ex->workers[i].thread, NULL, worker_main,
+                           &ex->workers[i]) != 0) {
+            tr__exec_stop(ex);
+            return TR_EFAILED;
+        }
+        ex->started = i + 1;
+    }
+    return TR_OK;
+}
+
+void
+tr__exec_schedule(tr__exec *ex, void *item)
+{
+    tr__worker *w = tls_worker;
+
+    if (w != NULL && w->ex == ex) {
+        void *prev = w->next;
+
+        w->next = item;
+        if (prev == NULL) {
+            return;
+        }
+        /* The displaced item becomes stealable work: wake a helper. */
+        if (!ring_push(&w->rq, prev) && !global_push(ex, prev)) {
+            /* Out of memory for the global queue: keep the older item in
+             * the next slot and queue the new one behind it instead. */
+            w->next = prev;
+            while (!global_push(ex, item)) {
+                sched_yield();
+            }
+        }
+        wake_one(ex);
+        return;
+    }
+    /* From outside the pool. A failed push only happens when the global
+     * queue cannot grow; retrying is the one way not to lose the item. */
+    while (!global_push(ex, item)) {
+        sched_yield();
+    }
+    wake_one(ex);
+}
+
+void
+tr__exec_yield(tr__worker *w, void *item)
+{
+    if (!ring_push(&w->rq, item)) {
+        while (!global_push(w->ex, item)) {
+            sched_yield();
+        }
+    }
+    wake_one(w->ex);
+}
+
+bool
+tr__exec_idle(tr__exec *ex)
+{
+    if (atomic_load_explicit(&ex->nidle, memory_order_seq_cst) !=
+        ex->nworkers) {
+        return false;
+    }
+    return !work_visible(ex);
+}
+
+void
+tr__exec_stop(tr__exec *ex)
+{
+    uint32_t i;
+
+    /* release: workers that see it (acquire) exit once out of work. */
+    atomic_store_explicit(&ex->stopping, 1, memory_order_release);
+    for (i = 0; i < ex->nworkers; i++) {
+        wake_one(ex);
+    }
+    for (i = 0; i < ex->started; i++) {
+        /* A worker may park again between our wakes; keep waking until it
+         * has exited. */
+        while (pthread_tryjoin_np(ex->workers[i].thread, NULL) != 0) {
+            wake_one(ex);
+            sched_yield();
+        }
+    }
+    ex->started = 0;
+}
+
+void
+tr__exec_free(tr__exec *ex)
+{
+    if (ex == NULL) {
+        return;
+    }
+    pthread_mutex_destroy(&ex->glock);
+    pthread_mutex_destroy(&ex->idle_lock);
+    tr__free(ex->gbuf);
+    tr__free(ex->idle);
+    tr__free(ex->workers);
+    tr__free(ex);
+}
+
+static uint64_t
+sum(tr__exec *ex, size_t offset)
+{
+    uint64_t n = 0;
+    uint32_t i;
+
+    for (i = 0; i < ex->nworkers; i++) {
+        n += atomic_load_explicit(
+            (_Atomic uint64_t *)((char *)&ex->workers[i] + offset),
+            memory_order_relaxed);
+    }
+    return n;
+}
+
+uint64_t
+tr__exec_steals(tr__exec *ex)
+{
+    return sum(ex, offsetof(tr__worker, steals));
+}
+
+uint64_t
+tr__exec_parks(tr__exec *ex)
+{
+    return sum(ex, offsetof(tr__worker, parks));
+}

@@ -1,0 +1,78 @@
+/* The M:N executor: worker threads that run opaque items (actors, to the
+ * layer above) handed to tr__exec_schedule().
+ *
+ * Each worker has a LIFO "next" slot (owner only: the item a handler just
+ * woke runs next on the same worker, for message-passing locality), a local
+ * ring of TR__RING_SIZE items (the owner pushes and pops; idle workers steal
+ * half of it), and the runtime has one global queue for items scheduled from
+ * threads outside the pool. Idle workers spin briefly, then park on a futex;
+ * a producer that queues work wakes one parked worker. Parking and waking
+ * form a Dekker pair (see park() in exec.c) so no wakeup is lost.
+ *
+ * The executor never runs an item twice at once: the layer above schedules
+ * an item only when it owns the right to (see mailbox.h's token rule). */
+#ifndef TR_EXEC_H
+#define TR_EXEC_H
+
+#include "common/common.h"
+
+typedef struct tr__exec tr__exec;
+typedef struct tr__worker tr__worker;
+
+/* Runs one item for one turn on worker `w`. */
+typedef void (*tr__run_fn)(void *ctx, tr__worker *w, void *item);
+
+/* Tuning. TR__RING_SIZE: a power of two; larger rings hold more local work
+ * before it spills to the global queue. TR__LIFO_STREAK: how many times in a
+ * row the next slot may preempt the ring, so two actors passing messages
+ * back and forth cannot starve the rest of the ring. TR__GLOBAL_TICK: how
+ * often a busy worker looks at the global queue first (61, as Go does, so
+ * outside work is never starved by local work). TR__SPIN: polls of the
+ * queues before parking: long enough to catch a reply in flight, short
+ * enough that an idle runtime stops burning CPU within microseconds. */
+#define TR__RING_SIZE   256u
+#define TR__LIFO_STREAK 16u
+#define TR__GLOBAL_TICK 61u
+#define TR__SPIN        64u
+
+/* Creates `nworkers` workers (not yet started). */
+tr_status tr__exec_new(tr__exec **out, uint32_t nworkers, tr__run_fn run,
+                       void *ctx);
+
+/* Starts the worker threads. On failure no thread is left running. */
+tr_status tr__exec_start(tr__exec *ex);
+
+/* Makes `item` runnable. On a worker of `ex` it goes to that worker's next
+ * slot (what was there moves to its ring); elsewhere to the global queue.
+ * Any thread. */
+void tr__exec_schedule(tr__exec *ex, void *item);
+
+/* From the worker running `item`: queues it at the back of the worker's
+ * ring (its turn used its budget and others should run first). */
+void tr__exec_yield(tr__worker *w, void *item);
+
+/* True when every worker is parked and no queue holds an item: nothing can
+ * run until something outside the executor schedules work. Any thread; a
+ * snapshot. */
+bool tr__exec_idle(tr__exec *ex);
+
+/* Tells the workers to exit once they run out of work, wakes them and
+ * joins them. Items still queued are not run. Any thread but a worker. */
+void tr__exec_stop(tr__exec *ex);
+
+/* Frees a stopped (or never started) executor. Accepts NULL. */
+void tr__exec_free(tr__exec *ex);
+
+/* The worker the calling thread is, or NULL. */
+tr__worker *tr__worker_self(void);
+tr__exec *tr__worker_exec(const tr__worker *w);
+uint32_t tr__worker_index(const tr__worker *w);
+/* A per-worker pointer for the layer above (its turn context). Owner. */
+void **tr__worker_user(tr__worker *w);
+
+/* Counters summed over the workers. Any thread. */
+uint64_t tr__exec_steals(tr__exec *ex);
+uint64_t tr__exec_parks(tr__exec *ex);
+uint32_t tr__exec_workers(const tr__exec *ex);
+
+#endif
