@@ -119,7 +119,7 @@ spawn(tr_runtime *rt, tr__actor *parent, const tr_behavior *b,
     tr__wake_waiters(rt, a);
     a->beh = b;
     a->state = self_state;
-    a->policy = (uint8_t)policy;
+    atomic_store_explicit(&a->policy, (uint8_t)policy, memory_order_relaxed);
     a->lflags = 0;
     a->outbox = (tr__outbox){0};
     a->reason = (tr_reason){0};
@@ -326,7 +326,8 @@ end(tr_cx *cx, uint64_t consumed)
 {
     tr_runtime *rt = cx->rt;
     tr__actor *a = cx->self;
-    bool drop_oldest = a->policy == TR_DROP_OLDEST;
+    bool drop_oldest = atomic_load_explicit(&a->policy, memory_order_relaxed) ==
+                       TR_DROP_OLDEST;
     tr_status why = a->reason.kind == TR_EXIT_SHUTDOWN ? TR_ESHUTDOWN
                                                         : TR_EDEAD;
     uint64_t word;
@@ -391,7 +392,8 @@ tr__run(void *ctx, tr__worker *w, void *item)
     void **user = tr__worker_user(w);
     uint64_t consumed = 0, word;
     uint32_t n = 0, budget = rt->cfg.budget;
-    bool drop_oldest = a->policy == TR_DROP_OLDEST;
+    bool drop_oldest = atomic_load_explicit(&a->policy, memory_order_relaxed) ==
+                       TR_DROP_OLDEST;
     tr__mnode *s;
 
     *user = &cx;

@@ -84,10 +84,13 @@ typedef struct tr__actor {
                                   waits on, 0 when none; the owner stores,
                                   cycle walkers load */
     uint32_t slot;             /* set once with the chunk */
-    uint32_t capacity;         /* owner + senders; fixed while alive */
-    uint8_t policy;            /* tr_overflow; as capacity */
+    /* tr_overflow; the spawner stores it before publishing the mailbox
+     * epoch, senders load it after an admission that saw that epoch. Atomic
+     * (relaxed) because a stale sender may load it while a re-spawn of the
+     * slot stores it; that sender's next step then fails on the epoch. */
+    _Atomic uint8_t policy;
     uint8_t lflags;            /* TR__L_*; owner */
-    const tr_behavior *beh;    /* as capacity */
+    const tr_behavior *beh;    /* owner (set by the spawner before) */
     void *state;               /* owner */
     tr__outbox outbox;         /* owner */
     tr_reason reason;          /* owner: why it ends */

@@ -186,9 +186,8 @@ tr__deliver(tr_runtime *rt, tr__actor *self, tr__msg *m, tr__mode mode)
         tr__dead_letter(rt, m, TR_EDEAD);
         return TR_EDEAD;
     }
-    /* Full: the receiver's policy decides. The policy was set before the
-     * epoch our admission saw was published, so it is this actor's. */
-    switch (a->policy) {
+    /* Full: the receiver's policy decides (see tr__actor.policy). */
+    switch (atomic_load_explicit(&a->policy, memory_order_relaxed)) {
     case TR_REJECT:
         if (mode == TR__TRY || mode == TR__FLUSH) {
             break; /* nobody to hand TR_EFULL to: dead-letter below */
@@ -252,13 +251,18 @@ bool
 tr__outbox_flush(tr_runtime *rt, tr__actor *a)
 {
     while (a->outbox.head != NULL) {
-        if (tr__deliver(rt, a, a->outbox.head, TR__FLUSH) == TR_EFULL) {
-            return false;
+        tr__msg *m = a->outbox.head;
+        /* Read the outbox link first: once delivered, the node's link
+         * belongs to the receiver's queue (and the message may already be
+         * handled and freed). */
+        tr__msg *next = (tr__msg *)atomic_load_explicit(&m->node.next,
+                                                        memory_order_relaxed);
+
+        if (tr__deliver(rt, a, m, TR__FLUSH) == TR_EFULL) {
+            return false; /* not taken: m and its link are untouched */
         }
-        /* Delivered, dropped or dead-lettered: in every case it left. */
-        a->outbox.head = (tr__msg *)atomic_load_explicit(
-            &a->outbox.head->node.next, memory_order_relaxed);
-        if (a->outbox.head == NULL) {
+        a->outbox.head = next;
+        if (next == NULL) {
             a->outbox.tail = NULL;
         }
         a->outbox.n--;
@@ -321,6 +325,15 @@ tr__mute(tr_runtime *rt, tr__actor *a, uint64_t *consumed)
 {
     uint64_t self = tr__ref_pack(tr__ref_of(rt, a));
 
+    /* Release this turn's counts first and take the MUTE token in the same
+     * RMW: the tokens never read zero, so no sender schedules us, and an
+     * actor whose held sends go to itself finds the room it just made. */
+    if (!(a->lflags & TR__L_MUTE_HELD)) {
+        *consumed -= TR__MB_MUTE;
+        a->lflags |= TR__L_MUTE_HELD;
+    }
+    tr__mbox_add(&a->mb, (uint64_t)0 - *consumed);
+    *consumed = 0;
     for (;;) {
         tr__actor *t;
         uint32_t old;
@@ -346,15 +359,6 @@ tr__mute(tr_runtime *rt, tr__actor *a, uint64_t *consumed)
             force_first(rt, a);
             continue;
         }
-        /* Release this turn's counts and keep the MUTE token in the same
-         * RMW, so the tokens never read zero: no sender schedules us while
-         * we are parked muted. */
-        if (!(a->lflags & TR__L_MUTE_HELD)) {
-            *consumed -= TR__MB_MUTE;
-            a->lflags |= TR__L_MUTE_HELD;
-        }
-        tr__mbox_add(&a->mb, (uint64_t)0 - *consumed);
-        *consumed = 0;
         old = atomic_load_explicit(&a->wflags, memory_order_acquire);
         /* release: our turn's writes go to the waker that schedules us. */
         if (!(old & TR__W_WAKE) &&

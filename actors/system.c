@@ -57,8 +57,9 @@ tr__lookup(tr_runtime *rt, tr_ref r)
         return NULL;
     }
     a = &chunk[r.slot_ & (TR__CHUNK - 1)];
-    /* acquire: pairs with the spawner's release store of gen, so the
-     * behavior, capacity and policy it set are visible. */
+    /* acquire: pairs with tr__slot_release's store. The generation is only
+     * a fast filter for stale refs; admission's epoch check is what keeps a
+     * stale sender out of a reused slot (see mailbox.h). */
     if (atomic_load_explicit(&a->gen, memory_order_acquire) != r.gen_) {
         return NULL;
     }
@@ -167,9 +168,14 @@ tr__slot_release(tr_runtime *rt, tr__actor *a)
     }
     atomic_fetch_sub_explicit(&rt->alive, 1, memory_order_relaxed);
     pthread_mutex_unlock(&rt->table_lock);
-    pthread_mutex_lock(&rt->life_lock);
-    pthread_cond_broadcast(&rt->life_cond);
-    pthread_mutex_unlock(&rt->life_lock);
+    /* Only a shutdown waits for actors to end (wait_none_alive polls too,
+     * so a wake-up missed between the load and its wait costs a tick). */
+    if (atomic_load_explicit(&rt->state, memory_order_relaxed) >=
+        TR__RT_STOPPING) {
+        pthread_mutex_lock(&rt->life_lock);
+        pthread_cond_broadcast(&rt->life_cond);
+        pthread_mutex_unlock(&rt->life_lock);
+    }
 }
 
 /* ---- Counters ---------------------------------------------------------- */
@@ -467,34 +473,25 @@ slot_at(tr_runtime *rt, uint32_t slot)
     return chunk ? &chunk[slot & (TR__CHUNK - 1)] : NULL;
 }
 
-/* Waits until no actor is alive or the deadline (ns, 0: none) passes. */
-static bool
-wait_none_alive(tr_runtime *rt, uint64_t deadline)
+/* Waits until no actor is alive. */
+static void
+wait_none_alive(tr_runtime *rt)
 {
-    bool none;
-
     pthread_mutex_lock(&rt->life_lock);
-    while (!(none = atomic_load_explicit(&rt->alive,
-                                         memory_order_relaxed) == 0)) {
+    while (atomic_load_explicit(&rt->alive, memory_order_relaxed) != 0) {
         struct timespec ts;
-        uint64_t now = tr__now_ns(), until;
 
-        if (deadline != 0 && now >= deadline) {
-            break;
-        }
-        /* Poll every millisecond as well: life_cond is a hint. */
-        until = now + 1000000u;
+        /* Wake every millisecond as well: life_cond is a hint (see
+         * tr__slot_release). */
         clock_gettime(CLOCK_REALTIME, &ts);
         ts.tv_nsec += 1000000;
         if (ts.tv_nsec >= 1000000000) {
             ts.tv_sec++;
             ts.tv_nsec -= 1000000000;
         }
-        (void)until;
         pthread_cond_timedwait(&rt->life_cond, &rt->life_lock, &ts);
     }
     pthread_mutex_unlock(&rt->life_lock);
-    return none;
 }
 
 tr_status
@@ -548,7 +545,7 @@ tr_runtime_shutdown(tr_runtime *rt, uint32_t drain_ms)
                                sizeof why);
         }
     }
-    wait_none_alive(rt, 0);
+    wait_none_alive(rt);
     tr__exec_stop(rt->exec);
     pthread_mutex_lock(&rt->life_lock);
     atomic_store_explicit(&rt->state, TR__RT_STOPPED, memory_order_release);
