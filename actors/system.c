@@ -394,6 +394,7 @@ tr_runtime_new(tr_runtime **out, const tr_config *cfg)
     if (st != TR_OK) {
         return st;
     }
+    tr__runtimes_add(1);
     rt = tr__calloc_aligned(TR_CACHE_LINE, sizeof *rt);
     if (rt == NULL) {
         st = TR_ENOMEM;
@@ -455,12 +456,13 @@ fail_sub:
     pthread_mutex_destroy(&rt->life_lock);
     pthread_mutex_destroy(&rt->dl_lock);
     pthread_mutex_destroy(&rt->table_lock);
-    tr__free(rt->wc);
+    tr__free_aligned(rt->wc);
 fail_wc:
     tr__free(rt->chunks);
 fail_chunks:
-    tr__free(rt);
+    tr__free_aligned(rt);
 fail_rt:
+    tr__runtimes_add(-1);
     return st;
 }
 
@@ -580,7 +582,7 @@ tr_runtime_destroy(tr_runtime **rtp)
         for (uint32_t i = 0; i < TR__CHUNK; i++) {
             tr__wake_waiters(rt, &chunk[i]);
         }
-        tr__free(chunk);
+        tr__free_aligned(chunk);
     }
     sub = atomic_load_explicit(&rt->dl_sub, memory_order_relaxed);
     while (sub != NULL) {
@@ -594,10 +596,11 @@ tr_runtime_destroy(tr_runtime **rtp)
     pthread_mutex_destroy(&rt->dl_lock);
     pthread_mutex_destroy(&rt->table_lock);
     tr__free(rt->free_ring);
-    tr__free(rt->wc);
+    tr__free_aligned(rt->wc);
     tr__free(rt->chunks);
-    tr__free(rt);
+    tr__free_aligned(rt);
     *rtp = NULL;
+    tr__runtimes_add(-1);
 }
 
 /* ---- Timers glue ------------------------------------------------------- */

@@ -1,45 +1,113 @@
 /* Allocation, futexes and the status table. */
 #include "common/common.h"
 
+#include "troupe/runtime.h"
+
 #include <linux/futex.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
+/* The installed allocator. Read on every allocation, written only by
+ * tr_set_allocator() while no runtime exists (it refuses otherwise), so the
+ * relaxed atomics below order nothing and only keep the accesses tear-free. */
+static _Atomic(void *(*)(size_t)) alloc_fn = malloc;
+static _Atomic(void *(*)(void *, size_t)) realloc_fn = realloc;
+static _Atomic(void (*)(void *)) free_fn = free;
+static _Atomic uint32_t runtimes; /* runtimes alive; see tr__runtimes_add */
+
+void
+tr__runtimes_add(int delta)
+{
+    /* relaxed: a count compared with zero by tr_set_allocator. */
+    atomic_fetch_add_explicit(&runtimes, (uint32_t)delta, memory_order_relaxed);
+}
+
+tr_status
+tr_set_allocator(const tr_allocator *a)
+{
+    if (a != NULL &&
+        (a->malloc_fn == NULL || a->realloc_fn == NULL || a->free_fn == NULL)) {
+        return TR_EINVAL;
+    }
+    if (atomic_load_explicit(&runtimes, memory_order_relaxed) != 0) {
+        return TR_ESTATE;
+    }
+    atomic_store_explicit(&alloc_fn, a ? a->malloc_fn : malloc,
+                          memory_order_relaxed);
+    atomic_store_explicit(&realloc_fn, a ? a->realloc_fn : realloc,
+                          memory_order_relaxed);
+    atomic_store_explicit(&free_fn, a ? a->free_fn : free,
+                          memory_order_relaxed);
+    return TR_OK;
+}
+
 void *
 tr__alloc(size_t n)
 {
-    return malloc(n);
+    return atomic_load_explicit(&alloc_fn, memory_order_relaxed)(n ? n : 1);
 }
 
 void *
 tr__calloc(size_t n, size_t size)
 {
-    return calloc(n, size);
+    void *p;
+
+    if (size != 0 && n > SIZE_MAX / size) {
+        return NULL;
+    }
+    p = tr__alloc(n * size);
+    if (p != NULL) {
+        memset(p, 0, n * size);
+    }
+    return p;
 }
 
 void *
 tr__realloc(void *p, size_t n)
 {
-    return realloc(p, n);
-}
-
-void *
-tr__calloc_aligned(size_t align, size_t n)
-{
-    size_t rounded = (n + align - 1) & ~(align - 1);
-    void *p = aligned_alloc(align, rounded);
-
-    if (p != NULL) {
-        memset(p, 0, rounded);
-    }
-    return p;
+    return atomic_load_explicit(&realloc_fn, memory_order_relaxed)(p, n ? n : 1);
 }
 
 void
 tr__free(void *p)
 {
-    free(p);
+    if (p != NULL) {
+        atomic_load_explicit(&free_fn, memory_order_relaxed)(p);
+    }
+}
+
+/* The block from the allocator sits below the aligned one; its address is
+ * kept in the word just before the aligned block. */
+void *
+tr__calloc_aligned(size_t align, size_t n)
+{
+    char *raw, *p;
+
+    if (n > SIZE_MAX - align - sizeof(void *)) {
+        return NULL;
+    }
+    raw = tr__alloc(n + align + sizeof(void *));
+    if (raw == NULL) {
+        return NULL;
+    }
+    p = (char *)(((uintptr_t)raw + sizeof(void *) + align - 1) &
+                 ~(uintptr_t)(align - 1));
+    memcpy(p - sizeof(void *), &raw, sizeof raw);
+    memset(p, 0, n);
+    return p;
+}
+
+void
+tr__free_aligned(void *p)
+{
+    void *raw;
+
+    if (p == NULL) {
+        return;
+    }
+    memcpy(&raw, (char *)p - sizeof(void *), sizeof raw);
+    tr__free(raw);
 }
 
 bool

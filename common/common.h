@@ -47,12 +47,19 @@
 #define TR_LIKELY(x)   __builtin_expect(!!(x), 1)
 #define TR_UNLIKELY(x) __builtin_expect(!!(x), 0)
 
+/* The one allocation path: every block comes from the allocator installed
+ * with tr_set_allocator() (libc's by default). */
 void *tr__alloc(size_t n);
 void *tr__calloc(size_t n, size_t size);
 void *tr__realloc(void *p, size_t n);
-/* Zeroed memory aligned to `align` (a power of two); free with tr__free. */
-void *tr__calloc_aligned(size_t align, size_t n);
 void tr__free(void *p);
+/* Zeroed memory aligned to `align` (a power of two), for structs with
+ * cache-line-aligned fields; release with tr__free_aligned. */
+void *tr__calloc_aligned(size_t align, size_t n);
+void tr__free_aligned(void *p);
+
+/* Counts runtimes alive, so tr_set_allocator can refuse while any is. */
+void tr__runtimes_add(int delta);
 
 /* Monotonic time. */
 static inline uint64_t

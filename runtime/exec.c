@@ -418,7 +418,8 @@ tr__exec_new(tr__exec **out, uint32_t nworkers, tr__run_fn run, void *ctx)
     if (ex == NULL) {
         goto fail_ex;
     }
-    ex->workers = tr__calloc(nworkers, sizeof *ex->workers);
+    ex->workers = tr__calloc_aligned(TR_CACHE_LINE,
+                                     nworkers * sizeof *ex->workers);
     if (ex->workers == NULL) {
         goto fail_workers;
     }
@@ -441,7 +442,7 @@ tr__exec_new(tr__exec **out, uint32_t nworkers, tr__run_fn run, void *ctx)
     return TR_OK;
 
 fail_idle:
-    tr__free(ex->workers);
+    tr__free_aligned(ex->workers);
 fail_workers:
     tr__free(ex);
 fail_ex:
@@ -548,7 +549,7 @@ tr__exec_free(tr__exec *ex)
     pthread_mutex_destroy(&ex->idle_lock);
     tr__free(ex->gbuf);
     tr__free(ex->idle);
-    tr__free(ex->workers);
+    tr__free_aligned(ex->workers);
     tr__free(ex);
 }
 

@@ -116,6 +116,22 @@ TR_EXTERN tr_status tr_dead_letters_subscribe(tr_runtime *rt,
  * Errors: TR_EINVAL (rt NULL). Thread-safe: yes. */
 TR_EXTERN tr_status tr_dead_letters_forward(tr_runtime *rt, tr_ref to);
 
+/* Where troupe gets its memory. The default is libc's malloc, realloc and
+ * free. Every block the library allocates goes through these three. */
+typedef struct tr_allocator {
+    void *(*malloc_fn)(size_t n);
+    void *(*realloc_fn)(void *p, size_t n);
+    void (*free_fn)(void *p);
+} tr_allocator;
+
+/* Installs `a` (NULL: libc's) for the whole process: the one process-wide
+ * setting, meant for embedding and for tests that fail allocations. The
+ * functions must be thread-safe.
+ * Errors: TR_EINVAL (a member NULL), TR_ESTATE (a runtime exists: blocks
+ * from one allocator must not reach another's free).
+ * Thread-safe: no; call it before creating runtimes. */
+TR_EXTERN tr_status tr_set_allocator(const tr_allocator *a);
+
 /* The library's version as TR_VERSION_HEX and as "major.minor.patch[-sfx]",
  * to compare with the header's. Thread-safe: yes. */
 TR_EXTERN unsigned int tr_version(void);
