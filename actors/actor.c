@@ -77,8 +77,8 @@ spawn(tr_runtime *rt, tr__actor *parent, const tr_behavior *b,
     }
     o = o ? o : &none;
     capacity = o->capacity ? o->capacity : rt->cfg.mailbox_capacity;
-    policy = o->set_overflow ? (uint32_t)o->overflow
-                             : (uint32_t)rt->cfg.overflow;
+    policy =
+        o->set_overflow ? (uint32_t)o->overflow : (uint32_t)rt->cfg.overflow;
     if (capacity > TR_MAILBOX_MAX_CAPACITY || policy > TR_FAIL ||
         (o->arg == NULL && o->arg_len > 0)) {
         return TR_EINVAL;
@@ -135,10 +135,9 @@ spawn(tr_runtime *rt, tr__actor *parent, const tr_behavior *b,
     m->to = tr__ref_of(rt, a);
     *out = m->to;
     /* The first message of a fresh mailbox: it always schedules. */
-    if (TR_ALWAYS(tr__mbox_admit_sys(&a->mb, gen, &w) ==
-                  TR__ADMIT_SCHEDULE)) {
+    if (TR_ALWAYS(tr__mbox_admit_sys(&a->mb, gen, &w) == TR__ADMIT_SCHEDULE)) {
         tr__mbox_push_sys(&a->mb, &m->node);
-        tr__exec_schedule(rt->exec, a);
+        tr__exec_schedule(rt->exec, &a->task);
     }
     TR__COUNT(rt, spawned, 1);
     return TR_OK;
@@ -203,7 +202,7 @@ tr__send_sys(tr_runtime *rt, tr_ref to, uint32_t kind, const void *data,
     switch (tr__mbox_admit_sys(&a->mb, to.gen_, &w)) {
     case TR__ADMIT_SCHEDULE:
         tr__mbox_push_sys(&a->mb, &m->node);
-        tr__exec_schedule(rt->exec, a);
+        tr__exec_schedule(rt->exec, &a->task);
         return TR_OK;
     case TR__ADMIT_OK:
         tr__mbox_push_sys(&a->mb, &m->node);
@@ -226,14 +225,14 @@ tr__actor_wake(tr_runtime *rt, tr__actor *a)
     /* acq_rel: acquire pairs with the muting owner's release CAS (its turn
      * is over before we schedule it again); release publishes WAKE to an
      * owner still deciding whether to mute (see tr__mute). */
-    uint32_t old = atomic_fetch_or_explicit(&a->wflags, TR__W_WAKE,
-                                            memory_order_acq_rel);
+    uint32_t old =
+        atomic_fetch_or_explicit(&a->wflags, TR__W_WAKE, memory_order_acq_rel);
 
     /* The first waker of a parked muted actor schedules it; later ones see
      * WAKE already set and leave it. */
     if (old == TR__W_MUTED) {
         atomic_store_explicit(&a->wflags, 0, memory_order_relaxed);
-        tr__exec_schedule(rt->exec, a);
+        tr__exec_schedule(rt->exec, &a->task);
     }
 }
 
@@ -310,8 +309,8 @@ dispatch(tr_cx *cx, tr__msg *m)
     if (st < 0) {
         char text[TR_REASON_TEXT];
 
-        snprintf(text, sizeof text, "handler for type %u returned %s",
-                 m->type, tr_status_name(st));
+        snprintf(text, sizeof text, "handler for type %u returned %s", m->type,
+                 tr_status_name(st));
         set_ending(a, TR_EXIT_FAILED, st, text);
     }
     tr__msg_free(m);
@@ -328,8 +327,8 @@ end(tr_cx *cx, uint64_t consumed)
     tr__actor *a = cx->self;
     bool drop_oldest = atomic_load_explicit(&a->policy, memory_order_relaxed) ==
                        TR_DROP_OLDEST;
-    tr_status why = a->reason.kind == TR_EXIT_SHUTDOWN ? TR_ESHUTDOWN
-                                                        : TR_EDEAD;
+    tr_status why =
+        a->reason.kind == TR_EXIT_SHUTDOWN ? TR_ESHUTDOWN : TR_EDEAD;
     uint64_t word;
 
     tr__mbox_close(&a->mb);
@@ -349,8 +348,8 @@ end(tr_cx *cx, uint64_t consumed)
     /* Admissions that won before the close are counted: wait for each to
      * be pushed, then dead-letter it. */
     while (word & (TR__MB_USER_MASK | TR__MB_SYS_MASK)) {
-        tr__mnode *n = drop_oldest ? tr__mbox_pop_locked(&a->mb)
-                                   : tr__mbox_pop(&a->mb);
+        tr__mnode *n =
+            drop_oldest ? tr__mbox_pop_locked(&a->mb) : tr__mbox_pop(&a->mb);
         tr__mnode *s = tr__mbox_take_sys(&a->mb);
         uint64_t k = 0;
 
@@ -359,8 +358,8 @@ end(tr_cx *cx, uint64_t consumed)
             k += TR__MB_USER_ONE;
         }
         while (s != NULL) {
-            tr__mnode *next = atomic_load_explicit(&s->next,
-                                                   memory_order_relaxed);
+            tr__mnode *next =
+                atomic_load_explicit(&s->next, memory_order_relaxed);
 
             tr__msg_free((tr__msg *)s);
             k += TR__MB_SYS_ONE;
@@ -384,10 +383,10 @@ end(tr_cx *cx, uint64_t consumed)
 /* ---- The turn ---------------------------------------------------------- */
 
 void
-tr__run(void *ctx, tr__worker *w, void *item)
+tr__run(void *ctx, tr__worker *w, tr__task *item)
 {
     tr_runtime *rt = ctx;
-    tr__actor *a = item;
+    tr__actor *a = tr__actor_of_task(item);
     tr_cx cx = {rt, a, w, NULL};
     void **user = tr__worker_user(w);
     uint64_t consumed = 0, word;
@@ -410,8 +409,8 @@ tr__run(void *ctx, tr__worker *w, void *item)
         goto out; /* parked muted; no longer ours */
     }
     while (!(a->lflags & TR__L_ENDING) && n < budget) {
-        tr__mnode *m = drop_oldest ? tr__mbox_pop_locked(&a->mb)
-                                   : tr__mbox_pop(&a->mb);
+        tr__mnode *m =
+            drop_oldest ? tr__mbox_pop_locked(&a->mb) : tr__mbox_pop(&a->mb);
 
         if (m == NULL) {
             break;
@@ -440,7 +439,7 @@ tr__run(void *ctx, tr__worker *w, void *item)
         tr__wake_waiters(rt, a);
     }
     if (word & TR__MB_TOKENS) {
-        tr__exec_yield(w, a); /* more to do: after the others */
+        tr__exec_yield(w, &a->task); /* more to do: after the others */
     }
 out:
     *user = NULL;

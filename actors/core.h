@@ -37,7 +37,7 @@ typedef struct tr__msg {
     tr_status status; /* a reply's status: TR_OK or the asker's error */
     tr_ref from;
     tr_ref to;
-    uint64_t corr;      /* nonzero: a request that expects a reply */
+    uint64_t corr; /* nonzero: a request that expects a reply */
     size_t len;
     void *data;         /* inline_ or a moved buffer */
     tr_free_fn free_fn; /* NULL for inline payloads */
@@ -52,8 +52,8 @@ typedef struct tr__thread_waiter {
 
 typedef struct tr__waiter {
     tr__mnode node;
-    tr_ref actor;                /* a muted actor, or TR_NOREF */
-    tr__thread_waiter *thread;   /* or a blocked outside thread */
+    tr_ref actor;              /* a muted actor, or TR_NOREF */
+    tr__thread_waiter *thread; /* or a blocked outside thread */
 } tr__waiter;
 
 /* Messages held by a muted actor, in send order. Owner only. */
@@ -77,6 +77,7 @@ typedef struct tr__outbox {
 
 typedef struct tr__actor {
     tr__mailbox mb;            /* see mailbox.h */
+    tr__task task;             /* the executor's; see exec.h */
     _Atomic uint32_t gen;      /* spawner writes before publishing; any reads */
     _Atomic uint32_t life;     /* TR__LIFE_*; shutdown walks it */
     _Atomic uint32_t wflags;   /* TR__W_*; any thread */
@@ -89,11 +90,11 @@ typedef struct tr__actor {
      * (relaxed) because a stale sender may load it while a re-spawn of the
      * slot stores it; that sender's next step then fails on the epoch. */
     _Atomic uint8_t policy;
-    uint8_t lflags;            /* TR__L_*; owner */
-    const tr_behavior *beh;    /* owner (set by the spawner before) */
-    void *state;               /* owner */
-    tr__outbox outbox;         /* owner */
-    tr_reason reason;          /* owner: why it ends */
+    uint8_t lflags;         /* TR__L_*; owner */
+    const tr_behavior *beh; /* owner (set by the spawner before) */
+    void *state;            /* owner */
+    tr__outbox outbox;      /* owner */
+    tr_reason reason;       /* owner: why it ends */
 } tr__actor;
 
 /* Per-worker counters (the worker's thread stores, anyone loads) and one
@@ -141,14 +142,14 @@ struct tr_runtime {
     _Atomic(tr__actor *) *chunks;
     uint32_t nchunks_max;
     pthread_mutex_t table_lock;
-    uint32_t high;        /* slots ever created; under table_lock */
-    uint32_t *free_ring;  /* under table_lock */
+    uint32_t high;       /* slots ever created; under table_lock */
+    uint32_t *free_ring; /* under table_lock */
     uint32_t free_head, free_len;
-    _Atomic uint64_t alive; /* actors alive (RMW; spawn and end) */
+    _Atomic uint64_t alive;     /* actors alive (RMW; spawn and end) */
     _Atomic uint32_t high_seen; /* mirror of high for lock-free walkers */
 
-    tr__counters *wc;       /* one per worker */
-    tr__counters outside;   /* outside threads */
+    tr__counters *wc;     /* one per worker */
+    tr__counters outside; /* outside threads */
 
     _Atomic(tr__dl_sub *) dl_sub;
     _Atomic uint64_t dl_forward; /* packed ref (slot+1, gen); 0: none */
@@ -197,7 +198,13 @@ void tr__msg_free(tr__msg *m);
 
 /* ---- actor.c ----------------------------------------------------------- */
 
-void tr__run(void *ctx, tr__worker *w, void *item);
+void tr__run(void *ctx, tr__worker *w, tr__task *item);
+
+static inline tr__actor *
+tr__actor_of_task(tr__task *t)
+{
+    return (tr__actor *)(void *)((char *)t - offsetof(tr__actor, task));
+}
 /* Wakes a muted actor (schedules it if it was parked muted). Any thread. */
 void tr__actor_wake(tr_runtime *rt, tr__actor *a);
 /* Sends a system message of kind `kind` with payload to `to`. */

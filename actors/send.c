@@ -32,8 +32,7 @@ tr__wake_waiters(tr_runtime *rt, tr__actor *a)
 
         if (rec->thread != NULL) {
             /* release: the waiter's futex load (acquire) then retries. */
-            atomic_store_explicit(&rec->thread->futex, 1,
-                                  memory_order_release);
+            atomic_store_explicit(&rec->thread->futex, 1, memory_order_release);
             tr__futex_wake(&rec->thread->futex, 1);
             thread_waiter_put(rec->thread);
         } else {
@@ -72,7 +71,7 @@ push_admitted(tr_runtime *rt, tr__actor *a, tr__msg *m, tr__admit r)
 {
     tr__mbox_push(&a->mb, &m->node);
     if (r == TR__ADMIT_SCHEDULE) {
-        tr__exec_schedule(rt->exec, a);
+        tr__exec_schedule(rt->exec, &a->task);
     }
     TR__COUNT(rt, sent, 1);
 }
@@ -96,8 +95,8 @@ outbox_shift(tr__actor *self)
 {
     tr__msg *m = self->outbox.head;
 
-    self->outbox.head = (tr__msg *)atomic_load_explicit(&m->node.next,
-                                                        memory_order_relaxed);
+    self->outbox.head =
+        (tr__msg *)atomic_load_explicit(&m->node.next, memory_order_relaxed);
     if (self->outbox.head == NULL) {
         self->outbox.tail = NULL;
     }
@@ -209,7 +208,7 @@ tr__deliver(tr_runtime *rt, tr__actor *self, tr__msg *m, tr__mode mode)
         r = tr__mbox_swap_oldest(&a->mb, to.gen_, &m->node, &oldest);
         if (r == TR__ADMIT_OK || r == TR__ADMIT_SCHEDULE) {
             if (r == TR__ADMIT_SCHEDULE) {
-                tr__exec_schedule(rt->exec, a);
+                tr__exec_schedule(rt->exec, &a->task);
             }
             TR__COUNT(rt, sent, 1);
             return TR_OK;
@@ -309,8 +308,8 @@ force_first(tr_runtime *rt, tr__actor *a)
     tr__msg *m = outbox_shift(a);
     tr__actor *t = tr__lookup(rt, m->to);
     uint64_t w;
-    tr__admit r = t ? tr__mbox_admit(&t->mb, m->to.gen_, true, &w)
-                    : TR__ADMIT_DEAD;
+    tr__admit r =
+        t ? tr__mbox_admit(&t->mb, m->to.gen_, true, &w) : TR__ADMIT_DEAD;
 
     if (r == TR__ADMIT_OK || r == TR__ADMIT_SCHEDULE) {
         push_admitted(rt, t, m, r);
@@ -409,13 +408,12 @@ send_msg(tr_runtime *rt, tr__actor *self, tr__msg *m)
 {
     tr_status st;
 
-    if (self == NULL && atomic_load_explicit(&rt->state,
-                                             memory_order_acquire) !=
-                            TR__RT_RUNNING) {
+    if (self == NULL &&
+        atomic_load_explicit(&rt->state, memory_order_acquire) !=
+            TR__RT_RUNNING) {
         st = TR_ESHUTDOWN;
     } else {
-        st = tr__deliver(rt, self, m,
-                         self ? TR__FROM_ACTOR : TR__FROM_THREAD);
+        st = tr__deliver(rt, self, m, self ? TR__FROM_ACTOR : TR__FROM_THREAD);
     }
     if (st == TR_EFULL || st == TR_ETIMEDOUT || st == TR_ESHUTDOWN ||
         st == TR_ENOMEM) {
@@ -495,8 +493,7 @@ send_move(tr_runtime *rt, tr__actor *self, tr_ref to, uint32_t type,
     m->len = len;
     m->free_fn = free_fn;
     st = send_msg(rt, self, m);
-    if (st == TR_OK || st == TR_PENDING || st == TR_DROPPED ||
-        st == TR_EDEAD) {
+    if (st == TR_OK || st == TR_PENDING || st == TR_DROPPED || st == TR_EDEAD) {
         *bufp = NULL;
     }
     return st;
@@ -622,8 +619,7 @@ port_terminate(tr_cx *cx, port *self, const tr_reason *why)
     (void)cx;
     /* Ended before a reply: stopped by the timed-out waiter (which already
      * decided) or by a shutdown. */
-    ask_finish(self->w, why->kind == TR_EXIT_SHUTDOWN ? TR_ESHUTDOWN
-                                                       : TR_EDEAD,
+    ask_finish(self->w, why->kind == TR_EXIT_SHUTDOWN ? TR_ESHUTDOWN : TR_EDEAD,
                NULL, 0);
     ask_put(self->w);
     return TR_OK;

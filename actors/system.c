@@ -205,9 +205,9 @@ tr__count(tr_runtime *rt, size_t field_offset, uint64_t n)
         atomic_fetch_add_explicit(f, n, memory_order_relaxed);
     } else {
         /* Single writer (this worker): a load and a store, no RMW. */
-        atomic_store_explicit(
-            f, atomic_load_explicit(f, memory_order_relaxed) + n,
-            memory_order_relaxed);
+        atomic_store_explicit(f,
+                              atomic_load_explicit(f, memory_order_relaxed) + n,
+                              memory_order_relaxed);
     }
 }
 
@@ -368,17 +368,15 @@ config_resolve(tr_config *c, const tr_config *in)
     if (c->max_actors > LIMIT_MAX_ACTORS) {
         return TR_EINVAL;
     }
-    c->send_timeout_ms = c->send_timeout_ms ? c->send_timeout_ms
-                                            : DEFAULT_SEND_MS;
+    c->send_timeout_ms =
+        c->send_timeout_ms ? c->send_timeout_ms : DEFAULT_SEND_MS;
     c->outbox_limit = c->outbox_limit ? c->outbox_limit : DEFAULT_OUTBOX;
     c->drain_ms = c->drain_ms ? c->drain_ms : DEFAULT_DRAIN_MS;
     return TR_OK;
 }
 
-static bool
-timer_fire(void *ctx, void *ud);
-static void
-timer_release(void *ctx, void *ud);
+static bool timer_fire(void *ctx, void *ud);
+static void timer_release(void *ctx, void *ud);
 
 tr_status
 tr_runtime_new(tr_runtime **out, const tr_config *cfg)
@@ -424,8 +422,7 @@ tr_runtime_new(tr_runtime **out, const tr_config *cfg)
     pthread_mutex_init(&rt->life_lock, NULL);
     pthread_cond_init(&rt->life_cond, NULL);
     if (c.dead_letter_fn != NULL) {
-        st = tr_dead_letters_subscribe(rt, c.dead_letter_fn,
-                                       c.dead_letter_arg);
+        st = tr_dead_letters_subscribe(rt, c.dead_letter_fn, c.dead_letter_arg);
         if (st != TR_OK) {
             goto fail_sub;
         }
@@ -632,8 +629,8 @@ timer_release(void *ctx, void *ud)
 
 static tr_status
 send_after(tr_runtime *rt, tr__actor *self, tr_ref to, uint32_t type,
-           const void *data, size_t len, uint32_t delay_ms,
-           uint32_t period_ms, tr_timer *out)
+           const void *data, size_t len, uint32_t delay_ms, uint32_t period_ms,
+           tr_timer *out)
 {
     tr__msg *proto;
     uint64_t id;
@@ -677,8 +674,7 @@ tr_send_after_cx(tr_cx *cx, tr_ref to, uint32_t type, const void *data,
     if (cx == NULL) {
         return TR_EINVAL;
     }
-    return send_after(cx->rt, cx->self, to, type, data, len, delay_ms, 0,
-                      out);
+    return send_after(cx->rt, cx->self, to, type, data, len, delay_ms, 0, out);
 }
 
 tr_status
@@ -709,8 +705,7 @@ tr_send_every_rt(tr_runtime *rt, tr_ref to, uint32_t type, const void *data,
     if (rt == NULL || period_ms == 0) {
         return TR_EINVAL;
     }
-    return send_after(rt, NULL, to, type, data, len, period_ms, period_ms,
-                      out);
+    return send_after(rt, NULL, to, type, data, len, period_ms, period_ms, out);
 }
 
 tr_status
@@ -736,6 +731,6 @@ tr_version(void)
 const char *
 tr_version_string(void)
 {
-    return TR__STR(TR_VERSION_MAJOR) "." TR__STR(
-        TR_VERSION_MINOR) "." TR__STR(TR_VERSION_PATCH) "-" TR_VERSION_SUFFIX;
+    return TR__STR(TR_VERSION_MAJOR) "." TR__STR(TR_VERSION_MINOR) "." TR__STR(
+        TR_VERSION_PATCH) "-" TR_VERSION_SUFFIX;
 }

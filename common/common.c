@@ -66,7 +66,8 @@ tr__calloc(size_t n, size_t size)
 void *
 tr__realloc(void *p, size_t n)
 {
-    return atomic_load_explicit(&realloc_fn, memory_order_relaxed)(p, n ? n : 1);
+    return atomic_load_explicit(&realloc_fn, memory_order_relaxed)(p,
+                                                                   n ? n : 1);
 }
 
 void
@@ -133,8 +134,7 @@ tr__futex_wait(_Atomic uint32_t *addr, uint32_t expect, uint64_t timeout_ns)
 void
 tr__futex_wake(_Atomic uint32_t *addr, int n)
 {
-    syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAKE_PRIVATE, n, NULL, NULL,
-            0);
+    syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
 }
 
 const char *

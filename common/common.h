@@ -43,7 +43,7 @@
 #define TR_ASSERT_INTERNAL(x) ((void)0)
 #endif
 
-#define TR_CACHE_LINE 64
+#define TR_CACHE_LINE  64
 #define TR_LIKELY(x)   __builtin_expect(!!(x), 1)
 #define TR_UNLIKELY(x) __builtin_expect(!!(x), 0)
 

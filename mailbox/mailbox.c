@@ -52,8 +52,7 @@ admit(tr__mailbox *mb, uint32_t gen, uint64_t one, uint64_t limit_mask,
                                                   memory_order_seq_cst,
                                                   memory_order_acquire)) {
             *word_out = w;
-            return (w & TR__MB_TOKENS) == 0 ? TR__ADMIT_SCHEDULE
-                                             : TR__ADMIT_OK;
+            return (w & TR__MB_TOKENS) == 0 ? TR__ADMIT_SCHEDULE : TR__ADMIT_OK;
         }
     }
 }

@@ -39,27 +39,27 @@ typedef struct tr__mnode {
     _Atomic(struct tr__mnode *) next;
 } tr__mnode;
 
-#define TR__MB_USER_ONE   UINT64_C(1)
-#define TR__MB_USER_MASK  ((UINT64_C(1) << 24) - 1)
-#define TR__MB_SYS_SHIFT  24
-#define TR__MB_SYS_ONE    (UINT64_C(1) << TR__MB_SYS_SHIFT)
-#define TR__MB_SYS_MASK   (((UINT64_C(1) << 20) - 1) << TR__MB_SYS_SHIFT)
-#define TR__MB_MUTE       (UINT64_C(1) << 44)
-#define TR__MB_DEAD       (UINT64_C(1) << 45)
+#define TR__MB_USER_ONE    UINT64_C(1)
+#define TR__MB_USER_MASK   ((UINT64_C(1) << 24) - 1)
+#define TR__MB_SYS_SHIFT   24
+#define TR__MB_SYS_ONE     (UINT64_C(1) << TR__MB_SYS_SHIFT)
+#define TR__MB_SYS_MASK    (((UINT64_C(1) << 20) - 1) << TR__MB_SYS_SHIFT)
+#define TR__MB_MUTE        (UINT64_C(1) << 44)
+#define TR__MB_DEAD        (UINT64_C(1) << 45)
 #define TR__MB_EPOCH_SHIFT 46
-#define TR__MB_TOKENS     (TR__MB_USER_MASK | TR__MB_SYS_MASK | TR__MB_MUTE)
+#define TR__MB_TOKENS      (TR__MB_USER_MASK | TR__MB_SYS_MASK | TR__MB_MUTE)
 
 typedef struct tr__mailbox {
     /* Producers' cache line: the word and the tail they RMW. */
-    _Atomic uint64_t word;       /* any thread; RMW only, see above */
-    _Atomic(tr__mnode *) tail;   /* producers: exchange; consumer: load */
-    _Atomic(tr__mnode *) sys;    /* any thread pushes (CAS); consumer takes */
+    _Atomic uint64_t word;        /* any thread; RMW only, see above */
+    _Atomic(tr__mnode *) tail;    /* producers: exchange; consumer: load */
+    _Atomic(tr__mnode *) sys;     /* any thread pushes (CAS); consumer takes */
     _Atomic(tr__mnode *) waiters; /* senders waiting for room; as `sys` */
-    tr__mnode *head;             /* consumer only */
-    tr__mnode stub;              /* the queue's resting node */
-    _Atomic uint32_t pop_lock;   /* drop-oldest mailboxes only: serializes
-                                    the consumer's pops with producers that
-                                    drop the oldest message */
+    tr__mnode *head;              /* consumer only */
+    tr__mnode stub;               /* the queue's resting node */
+    _Atomic uint32_t pop_lock;    /* drop-oldest mailboxes only: serializes
+                                     the consumer's pops with producers that
+                                     drop the oldest message */
     /* Set by tr__mbox_open before it publishes the epoch (release); read by
      * producers after their acquire of a word with that epoch. Atomic only
      * because a stale producer may read it while a new owner's open writes
@@ -95,8 +95,7 @@ tr__admit tr__mbox_admit(tr__mailbox *mb, uint32_t gen, bool force,
 
 /* Counts one system message in (no capacity). As tr__mbox_admit; FULL only
  * when 2^20 system messages wait. */
-tr__admit tr__mbox_admit_sys(tr__mailbox *mb, uint32_t gen,
-                             uint64_t *word_out);
+tr__admit tr__mbox_admit_sys(tr__mailbox *mb, uint32_t gen, uint64_t *word_out);
 
 /* Pushes an admitted user message / system message. */
 void tr__mbox_push(tr__mailbox *mb, tr__mnode *n);

@@ -13,23 +13,23 @@
 typedef struct ring {
     alignas(TR_CACHE_LINE) _Atomic uint32_t head; /* owner + thieves; CAS */
     _Atomic uint32_t tail;                        /* owner stores */
-    _Atomic(void *) slots[TR__RING_SIZE];         /* see above */
+    _Atomic(tr__task *) slots[TR__RING_SIZE];     /* see above */
 } ring;
 
 struct tr__worker {
     ring rq;
     tr__exec *ex;
-    void *next;         /* owner only: the LIFO slot */
-    uint32_t streak;    /* owner only: next-slot runs in a row */
-    uint32_t tick;      /* owner only: turns run, for TR__GLOBAL_TICK */
+    tr__task *next;  /* owner only: the LIFO slot */
+    uint32_t streak; /* owner only: next-slot runs in a row */
+    uint32_t tick;   /* owner only: turns run, for TR__GLOBAL_TICK */
     uint32_t index;
-    uint64_t rng;       /* owner only: victim choice */
-    void *user;         /* owner only: for the layer above */
+    uint64_t rng; /* owner only: victim choice */
+    void *user;   /* owner only: for the layer above */
     pthread_t thread;
     /* 1 while parked (or about to be); the waker stores 0 under idle_lock
      * and futex-wakes. The futex word. */
     alignas(TR_CACHE_LINE) _Atomic uint32_t parked;
-    bool in_idle;           /* protected by ex->idle_lock */
+    bool in_idle;            /* protected by ex->idle_lock */
     _Atomic uint64_t steals; /* owner stores, anyone loads */
     _Atomic uint64_t parks;  /* owner stores, anyone loads */
 };
@@ -41,11 +41,12 @@ struct tr__exec {
     uint32_t started;
     tr__worker *workers;
 
-    /* The global queue: a growable ring under a mutex. gcount mirrors its
-     * length for lock-free emptiness checks (written under the lock). */
+    /* The global queue: an intrusive FIFO through tr__task.next under a
+     * mutex. gcount mirrors its length for lock-free emptiness checks
+     * (written under the lock). */
     pthread_mutex_t glock;
-    void **gbuf;
-    size_t gcap, ghead, glen;
+    tr__task *ghead, *gtail;
+    size_t glen;
     _Atomic size_t gcount;
 
     /* Parked workers: a stack under idle_lock; nidle mirrors its size for
@@ -93,7 +94,7 @@ tr__exec_workers(const tr__exec *ex)
 /* ---- Local ring -------------------------------------------------------- */
 
 static bool
-ring_push(ring *r, void *item)
+ring_push(ring *r, tr__task *item)
 {
     /* acquire: pairs with the consumers' CAS on head, so the slot we are
      * about to overwrite has been read by whoever took it. */
@@ -110,14 +111,14 @@ ring_push(ring *r, void *item)
     return true;
 }
 
-static void *
+static tr__task *
 ring_pop(ring *r)
 {
     uint32_t h = atomic_load_explicit(&r->head, memory_order_acquire);
 
     for (;;) {
         uint32_t t = atomic_load_explicit(&r->tail, memory_order_relaxed);
-        void *item;
+        tr__task *item;
 
         if (t == h) {
             return NULL;
@@ -145,10 +146,10 @@ ring_len(ring *r)
 /* Takes half of victim's ring (rounded up) into thief's ring and returns one
  * of the items to run now, or NULL. Only the thief's owner calls this, and
  * its own ring is empty (it steals only when out of work). */
-static void *
+static tr__task *
 ring_steal(ring *thief, ring *victim)
 {
-    void *batch[TR__RING_SIZE / 2 + 1];
+    tr__task *batch[TR__RING_SIZE / 2 + 1];
     uint32_t h, t, n, i, tt;
 
     for (;;) {
@@ -187,47 +188,39 @@ ring_steal(ring *thief, ring *victim)
 
 /* ---- Global queue ------------------------------------------------------ */
 
-static bool
-global_push(tr__exec *ex, void *item)
+static void
+global_push(tr__exec *ex, tr__task *item)
 {
     pthread_mutex_lock(&ex->glock);
-    if (ex->glen == ex->gcap) {
-        size_t ncap = ex->gcap ? ex->gcap * 2 : 256, i;
-        void **nbuf = tr__alloc(ncap * sizeof *nbuf);
-
-        if (nbuf == NULL) {
-            pthread_mutex_unlock(&ex->glock);
-            return false;
-        }
-        for (i = 0; i < ex->glen; i++) {
-            nbuf[i] = ex->gbuf[(ex->ghead + i) % ex->gcap];
-        }
-        tr__free(ex->gbuf);
-        ex->gbuf = nbuf;
-        ex->gcap = ncap;
-        ex->ghead = 0;
+    item->next = NULL;
+    if (ex->gtail != NULL) {
+        ex->gtail->next = item;
+    } else {
+        ex->ghead = item;
     }
-    ex->gbuf[(ex->ghead + ex->glen) % ex->gcap] = item;
+    ex->gtail = item;
     ex->glen++;
     /* relaxed: the lock orders the data; gcount is only a hint to skip the
      * lock, and wake_one()/park() pair on nidle after it. */
     atomic_store_explicit(&ex->gcount, ex->glen, memory_order_relaxed);
     pthread_mutex_unlock(&ex->glock);
-    return true;
 }
 
-static void *
+static tr__task *
 global_pop(tr__exec *ex)
 {
-    void *item = NULL;
+    tr__task *item = NULL;
 
     if (atomic_load_explicit(&ex->gcount, memory_order_relaxed) == 0) {
         return NULL;
     }
     pthread_mutex_lock(&ex->glock);
-    if (ex->glen > 0) {
-        item = ex->gbuf[ex->ghead];
-        ex->ghead = (ex->ghead + 1) % ex->gcap;
+    item = ex->ghead;
+    if (item != NULL) {
+        ex->ghead = item->next;
+        if (ex->ghead == NULL) {
+            ex->gtail = NULL;
+        }
         ex->glen--;
         atomic_store_explicit(&ex->gcount, ex->glen, memory_order_relaxed);
     }
@@ -322,11 +315,9 @@ park(tr__worker *w)
         }
         pthread_mutex_unlock(&ex->idle_lock);
     }
-    atomic_store_explicit(&w->parks,
-                          atomic_load_explicit(&w->parks,
-                                               memory_order_relaxed) +
-                              1,
-                          memory_order_relaxed);
+    atomic_store_explicit(
+        &w->parks, atomic_load_explicit(&w->parks, memory_order_relaxed) + 1,
+        memory_order_relaxed);
     /* acquire: pairs with the lock release in wake_one after its store. */
     while (atomic_load_explicit(&w->parked, memory_order_acquire) != 0) {
         tr__futex_wait(&w->parked, 1, 0);
@@ -335,11 +326,11 @@ park(tr__worker *w)
 
 /* ---- Workers ----------------------------------------------------------- */
 
-static void *
+static tr__task *
 find_work(tr__worker *w)
 {
     tr__exec *ex = w->ex;
-    void *item;
+    tr__task *item;
     uint32_t i, start;
 
     if (w->next != NULL) {
@@ -350,16 +341,13 @@ find_work(tr__worker *w)
             return item;
         }
         /* The streak is over: the next item waits its turn in the ring. */
-        if (!ring_push(&w->rq, w->next) && !global_push(ex, w->next)) {
-            item = w->next; /* no memory to queue it: run it now */
-            w->next = NULL;
-            return item;
+        if (!ring_push(&w->rq, w->next)) {
+            global_push(ex, w->next);
         }
         w->next = NULL;
     }
     w->streak = 0;
-    if (++w->tick % TR__GLOBAL_TICK == 0 &&
-        (item = global_pop(ex)) != NULL) {
+    if (++w->tick % TR__GLOBAL_TICK == 0 && (item = global_pop(ex)) != NULL) {
         return item;
     }
     if ((item = ring_pop(&w->rq)) != NULL) {
@@ -390,7 +378,7 @@ worker_main(void *arg)
 {
     tr__worker *w = arg;
     tr__exec *ex = w->ex;
-    void *item;
+    tr__task *item;
 
     tls_worker = w;
     for (;;) {
@@ -418,8 +406,8 @@ tr__exec_new(tr__exec **out, uint32_t nworkers, tr__run_fn run, void *ctx)
     if (ex == NULL) {
         goto fail_ex;
     }
-    ex->workers = tr__calloc_aligned(TR_CACHE_LINE,
-                                     nworkers * sizeof *ex->workers);
+    ex->workers =
+        tr__calloc_aligned(TR_CACHE_LINE, nworkers * sizeof *ex->workers);
     if (ex->workers == NULL) {
         goto fail_workers;
     }
@@ -435,8 +423,8 @@ tr__exec_new(tr__exec **out, uint32_t nworkers, tr__run_fn run, void *ctx)
     for (i = 0; i < nworkers; i++) {
         ex->workers[i].ex = ex;
         ex->workers[i].index = i;
-        ex->workers[i].rng = 0x853c49e6748fea9bu ^ ((uint64_t)i << 32) ^
-                             (uint64_t)(uintptr_t)ex;
+        ex->workers[i].rng =
+            0x853c49e6748fea9bu ^ ((uint64_t)i << 32) ^ (uint64_t)(uintptr_t)ex;
     }
     *out = ex;
     return TR_OK;
@@ -466,44 +454,33 @@ tr__exec_start(tr__exec *ex)
 }
 
 void
-tr__exec_schedule(tr__exec *ex, void *item)
+tr__exec_schedule(tr__exec *ex, tr__task *item)
 {
     tr__worker *w = tls_worker;
 
     if (w != NULL && w->ex == ex) {
-        void *prev = w->next;
+        tr__task *prev = w->next;
 
         w->next = item;
         if (prev == NULL) {
             return;
         }
         /* The displaced item becomes stealable work: wake a helper. */
-        if (!ring_push(&w->rq, prev) && !global_push(ex, prev)) {
-            /* Out of memory for the global queue: keep the older item in
-             * the next slot and queue the new one behind it instead. */
-            w->next = prev;
-            while (!global_push(ex, item)) {
-                sched_yield();
-            }
+        if (!ring_push(&w->rq, prev)) {
+            global_push(ex, prev);
         }
         wake_one(ex);
         return;
     }
-    /* From outside the pool. A failed push only happens when the global
-     * queue cannot grow; retrying is the one way not to lose the item. */
-    while (!global_push(ex, item)) {
-        sched_yield();
-    }
+    global_push(ex, item);
     wake_one(ex);
 }
 
 void
-tr__exec_yield(tr__worker *w, void *item)
+tr__exec_yield(tr__worker *w, tr__task *item)
 {
     if (!ring_push(&w->rq, item)) {
-        while (!global_push(w->ex, item)) {
-            sched_yield();
-        }
+        global_push(w->ex, item);
     }
     wake_one(w->ex);
 }
@@ -547,7 +524,6 @@ tr__exec_free(tr__exec *ex)
     }
     pthread_mutex_destroy(&ex->glock);
     pthread_mutex_destroy(&ex->idle_lock);
-    tr__free(ex->gbuf);
     tr__free(ex->idle);
     tr__free_aligned(ex->workers);
     tr__free(ex);

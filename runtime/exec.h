@@ -19,8 +19,15 @@
 typedef struct tr__exec tr__exec;
 typedef struct tr__worker tr__worker;
 
+/* What the executor runs: embedded in the layer above's items (actors). The
+ * link threads the global queue, so scheduling never allocates and cannot
+ * fail. Touched only by the executor, under the global queue's lock. */
+typedef struct tr__task {
+    struct tr__task *next;
+} tr__task;
+
 /* Runs one item for one turn on worker `w`. */
-typedef void (*tr__run_fn)(void *ctx, tr__worker *w, void *item);
+typedef void (*tr__run_fn)(void *ctx, tr__worker *w, tr__task *item);
 
 /* Tuning. TR__RING_SIZE: a power of two; larger rings hold more local work
  * before it spills to the global queue. TR__LIFO_STREAK: how many times in a
@@ -44,12 +51,12 @@ tr_status tr__exec_start(tr__exec *ex);
 
 /* Makes `item` runnable. On a worker of `ex` it goes to that worker's next
  * slot (what was there moves to its ring); elsewhere to the global queue.
- * Any thread. */
-void tr__exec_schedule(tr__exec *ex, void *item);
+ * Never allocates, never fails. Any thread. */
+void tr__exec_schedule(tr__exec *ex, tr__task *item);
 
 /* From the worker running `item`: queues it at the back of the worker's
  * ring (its turn used its budget and others should run first). */
-void tr__exec_yield(tr__worker *w, void *item);
+void tr__exec_yield(tr__worker *w, tr__task *item);
 
 /* True when every worker is parked and no queue holds an item: nothing can
  * run until something outside the executor schedules work. Any thread; a

@@ -8,8 +8,8 @@ typedef struct entry {
     uint64_t deadline_ns;
     uint64_t period_ns; /* 0: one-shot */
     void *ud;
-    uint32_t gen;       /* bumped when the entry is released */
-    uint32_t heap_at;   /* index in heap; UINT32_MAX when free */
+    uint32_t gen;     /* bumped when the entry is released */
+    uint32_t heap_at; /* index in heap; UINT32_MAX when free */
 } entry;
 
 struct tr__timers {
@@ -130,8 +130,7 @@ timer_main(void *arg)
             &t->fired,
             atomic_load_explicit(&t->fired, memory_order_relaxed) + 1,
             memory_order_relaxed);
-        if (t->fire(t->ctx, t->entries[e].ud) &&
-            t->entries[e].period_ns != 0) {
+        if (t->fire(t->ctx, t->entries[e].ud) && t->entries[e].period_ns != 0) {
             entry *en = &t->entries[e];
 
             /* Next deadline on the original grid; if we fell behind by more

@@ -37,8 +37,8 @@ typedef tr_status (*tr_handler_fn)(tr_cx *cx, void *self, const void *msg);
 
 /* One row of an actor's table. Built by the TR_ON* macros. */
 typedef struct tr_handler {
-    uint32_t type;    /* user type, or TR_MSG_INIT/TERMINATE/UNHANDLED */
-    uint32_t size;    /* exact payload size, or TR_SIZE_ANY */
+    uint32_t type; /* user type, or TR_MSG_INIT/TERMINATE/UNHANDLED */
+    uint32_t size; /* exact payload size, or TR_SIZE_ANY */
     tr_handler_fn fn;
 } tr_handler;
 
@@ -72,14 +72,19 @@ typedef struct tr_behavior {
  * TR_EBADMSG at once. A handler returning a negative status makes the actor
  * fail with reason TR_EXIT_FAILED and that code. */
 #define TR_ON(type, Msg, fn)                                                   \
-    {(type), (uint32_t)(TR__SIZE_OF(Msg) + 0 * sizeof(TR__CHECK(fn, Msg))),   \
-     (tr_handler_fn)(fn)}
+    {                                                                          \
+        (type), (uint32_t)(TR__SIZE_OF(Msg) + 0 * sizeof(TR__CHECK(fn, Msg))), \
+            (tr_handler_fn)(fn)                                                \
+    }
 
 /* A handler for `type` taking any payload size:
  * `tr_status fn(tr_cx *, State *, const void *data)`; tr_msg_size(cx) gives
  * the size. */
 #define TR_ON_BYTES(type, fn)                                                  \
-    {(type), TR_SIZE_ANY + 0 * sizeof(TR__CHECK(fn, void)), (tr_handler_fn)(fn)}
+    {                                                                          \
+        (type), TR_SIZE_ANY + 0 * sizeof(TR__CHECK(fn, void)),                 \
+            (tr_handler_fn)(fn)                                                \
+    }
 
 /* The init hook: `tr_status fn(tr_cx *, State *, const Arg *arg)`, run once
  * before any message with the spawn's argument (whose size must be
@@ -158,8 +163,8 @@ TR_EXTERN tr_status tr_send_rt(tr_runtime *rt, tr_ref to, uint32_t type,
 TR_EXTERN tr_status tr_send_move_cx(tr_cx *cx, tr_ref to, uint32_t type,
                                     void **bufp, size_t len,
                                     tr_free_fn free_fn);
-TR_EXTERN tr_status tr_send_move_rt(tr_runtime *rt, tr_ref to,
-                                    uint32_t type, void **bufp, size_t len,
+TR_EXTERN tr_status tr_send_move_rt(tr_runtime *rt, tr_ref to, uint32_t type,
+                                    void **bufp, size_t len,
                                     tr_free_fn free_fn);
 
 /* From a thread outside the runtime: sends a copy of the request to `to`
@@ -224,12 +229,12 @@ typedef struct tr_timer {
 /* tr_send_after(from, to, type, data, len, delay_ms, out) sends a copy of
  * the payload to `to` after `delay_ms` milliseconds;
  * tr_send_every(from, to, type, data, len, period_ms, out) sends one every
- * `period_ms` milliseconds (> 0) until canceled. The sender is the calling actor (TR_NOREF
- * from an outside thread). A timer message that finds a full mailbox is
- * dead-lettered with TR_EFULL rather than block the timer; an interval to a
- * dead actor cancels itself. `out` may be NULL.
- * Errors: TR_EINVAL, TR_EMSGSIZE, TR_ENOMEM, TR_ESHUTDOWN.
- * Thread-safe: yes. No thread per timer: one timer thread serves them all. */
+ * `period_ms` milliseconds (> 0) until canceled. The sender is the calling
+ * actor (TR_NOREF from an outside thread). A timer message that finds a full
+ * mailbox is dead-lettered with TR_EFULL rather than block the timer; an
+ * interval to a dead actor cancels itself. `out` may be NULL. Errors:
+ * TR_EINVAL, TR_EMSGSIZE, TR_ENOMEM, TR_ESHUTDOWN. Thread-safe: yes. No thread
+ * per timer: one timer thread serves them all. */
 #define tr_send_after(from, ...)                                               \
     TR__FROM(from, tr_send_after)(from, __VA_ARGS__)
 #define tr_send_every(from, ...)                                               \
@@ -237,17 +242,15 @@ typedef struct tr_timer {
 TR_EXTERN tr_status tr_send_after_cx(tr_cx *cx, tr_ref to, uint32_t type,
                                      const void *data, size_t len,
                                      uint32_t delay_ms, tr_timer *out);
-TR_EXTERN tr_status tr_send_after_rt(tr_runtime *rt, tr_ref to,
-                                     uint32_t type, const void *data,
-                                     size_t len, uint32_t delay_ms,
-                                     tr_timer *out);
+TR_EXTERN tr_status tr_send_after_rt(tr_runtime *rt, tr_ref to, uint32_t type,
+                                     const void *data, size_t len,
+                                     uint32_t delay_ms, tr_timer *out);
 TR_EXTERN tr_status tr_send_every_cx(tr_cx *cx, tr_ref to, uint32_t type,
                                      const void *data, size_t len,
                                      uint32_t period_ms, tr_timer *out);
-TR_EXTERN tr_status tr_send_every_rt(tr_runtime *rt, tr_ref to,
-                                     uint32_t type, const void *data,
-                                     size_t len, uint32_t period_ms,
-                                     tr_timer *out);
+TR_EXTERN tr_status tr_send_every_rt(tr_runtime *rt, tr_ref to, uint32_t type,
+                                     const void *data, size_t len,
+                                     uint32_t period_ms, tr_timer *out);
 
 /* Cancels a timer. Safe for a timer that fired, was canceled or never
  * existed: those give TR_ENOENT and change nothing. A send_after canceled
@@ -262,17 +265,16 @@ TR_EXTERN tr_status tr_timer_cancel(tr_runtime *rt, tr_timer t);
     _Generic((from), tr_cx * : fn##_cx, tr_runtime * : fn##_rt)
 
 /* sizeof(Msg), with 0 for void, without applying sizeof to void. */
-#define TR__SIZE_OF(Msg)                                                       \
-    TR__IF(TR__IS_VOID(Msg))(0, sizeof(Msg))
-#define TR__IS_VOID(Msg)   TR__SECOND(TR__CAT(TR__PROBE_, Msg), 0, ~)
-#define TR__PROBE_void     ~, 1
-#define TR__SECOND(...)    TR__SECOND_(__VA_ARGS__)
+#define TR__SIZE_OF(Msg)       TR__IF(TR__IS_VOID(Msg))(0, sizeof(Msg))
+#define TR__IS_VOID(Msg)       TR__SECOND(TR__CAT(TR__PROBE_, Msg), 0, ~)
+#define TR__PROBE_void         ~, 1
+#define TR__SECOND(...)        TR__SECOND_(__VA_ARGS__)
 #define TR__SECOND_(a, b, ...) b
-#define TR__CAT(a, b)      TR__CAT_(a, b)
-#define TR__CAT_(a, b)     a##b
-#define TR__IF(c)          TR__CAT(TR__IF_, c)
-#define TR__IF_1(t, f)     t
-#define TR__IF_0(t, f)     f
+#define TR__CAT(a, b)          TR__CAT_(a, b)
+#define TR__CAT_(a, b)         a##b
+#define TR__IF(c)              TR__CAT(TR__IF_, c)
+#define TR__IF_1(t, f)         t
+#define TR__IF_0(t, f)         f
 
 /* A call expression in sizeof: never evaluated, but the compiler checks that
  * `fn` accepts (tr_cx *, <any state pointer>, const Msg *). */

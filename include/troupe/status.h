@@ -24,16 +24,19 @@
 /* XX(name, value, message) */
 #define TR_STATUS_MAP(XX)                                                      \
     XX(OK, 0, "success")                                                       \
-    XX(PENDING, 1, "accepted and held by the sender until the receiver has "  \
-                   "room (backpressure)")                                      \
-    XX(DROPPED, 2, "accepted, then dropped by the receiver's overflow "        \
-                   "policy and sent to dead letters")                          \
+    XX(PENDING, 1,                                                             \
+       "accepted and held by the sender until the receiver has "               \
+       "room (backpressure)")                                                  \
+    XX(DROPPED, 2,                                                             \
+       "accepted, then dropped by the receiver's overflow "                    \
+       "policy and sent to dead letters")                                      \
     XX(EINVAL, -EINVAL, "invalid argument")                                    \
     XX(ENOMEM, -ENOMEM, "out of memory")                                       \
     XX(ETIMEDOUT, -ETIMEDOUT, "timed out")                                     \
     XX(ECANCELED, -ECANCELED, "canceled")                                      \
-    XX(EMSGSIZE, -EMSGSIZE, "payload larger than the runtime's limit or "      \
-                            "the caller's buffer")                             \
+    XX(EMSGSIZE, -EMSGSIZE,                                                    \
+       "payload larger than the runtime's limit or "                           \
+       "the caller's buffer")                                                  \
     XX(ENOENT, -ENOENT, "no such timer (already fired, canceled or unknown)")  \
     XX(EDEAD, -4000, "the actor is dead or unreachable")                       \
     XX(EFULL, -4001, "the receiver's mailbox is full")                         \
