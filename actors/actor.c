@@ -8,26 +8,59 @@
 /* ---- Messages ---------------------------------------------------------- */
 
 tr__msg *
-tr__msg_new(size_t len)
+tr__msg_new(tr_runtime *rt, size_t len)
 {
-    tr__msg *m = tr__alloc(sizeof *m + len);
+    tr__local *l = tr__local_here(rt);
+    tr__msg *m;
 
-    if (m == NULL) {
-        return NULL;
+    if (len <= TR__MSG_SMALL && l != NULL && l->cache != NULL) {
+        m = l->cache;
+        l->cache = (tr__msg *)atomic_load_explicit(&m->node.next,
+                                                   memory_order_relaxed);
+        l->ncache--;
+    } else {
+        m = tr__alloc(sizeof *m + (len <= TR__MSG_SMALL ? TR__MSG_SMALL : len));
+        if (m == NULL) {
+            return NULL;
+        }
     }
-    memset(m, 0, sizeof *m);
+    memset(m, 0, offsetof(tr__msg, inline_));
+    m->small = len <= TR__MSG_SMALL;
     m->data = m->inline_;
-    m->len = len;
+    m->len = (uint32_t)len;
     return m;
 }
 
 void
-tr__msg_free(tr__msg *m)
+tr__msg_free(tr_runtime *rt, tr__msg *m)
 {
+    tr__local *l;
+
     if (m->free_fn != NULL) {
         m->free_fn(m->data);
     }
+    l = tr__local_here(rt);
+    if (m->small && l != NULL && l->ncache < TR__MSG_CACHE) {
+        atomic_store_explicit(&m->node.next, (tr__mnode *)l->cache,
+                              memory_order_relaxed);
+        l->cache = m;
+        l->ncache++;
+        return;
+    }
     tr__free(m);
+}
+
+void
+tr__msg_cache_drain(tr__local *l)
+{
+    while (l->cache != NULL) {
+        tr__msg *m = l->cache;
+
+        l->cache = (tr__msg *)atomic_load_explicit(&m->node.next,
+                                                   memory_order_relaxed);
+        tr__free(m);
+    }
+    l->ncache = 0;
 }
 
 /* ---- Behaviors --------------------------------------------------------- */
@@ -102,7 +135,7 @@ spawn(tr_runtime *rt, tr__actor *parent, const tr_behavior *b,
     if (self_state == NULL) {
         return TR_ENOMEM;
     }
-    m = tr__msg_new(o->arg_len);
+    m = tr__msg_new(rt, o->arg_len);
     if (m == NULL) {
         st = TR_ENOMEM;
         goto fail_msg;
@@ -143,7 +176,7 @@ spawn(tr_runtime *rt, tr__actor *parent, const tr_behavior *b,
     return TR_OK;
 
 fail_slot:
-    tr__msg_free(m);
+    tr__msg_free(rt, m);
 fail_msg:
     tr__free(self_state);
     return st;
@@ -190,7 +223,7 @@ tr__send_sys(tr_runtime *rt, tr_ref to, uint32_t kind, const void *data,
     if (a == NULL) {
         return TR_EDEAD;
     }
-    m = tr__msg_new(len);
+    m = tr__msg_new(rt, len);
     if (m == NULL) {
         return TR_ENOMEM;
     }
@@ -211,10 +244,10 @@ tr__send_sys(tr_runtime *rt, tr_ref to, uint32_t kind, const void *data,
         }
         return TR_OK;
     case TR__ADMIT_FULL:
-        tr__msg_free(m);
+        tr__msg_free(rt, m);
         return TR_EFULL;
     default:
-        tr__msg_free(m);
+        tr__msg_free(rt, m);
         return TR_EDEAD;
     }
 }
@@ -280,7 +313,7 @@ handle_sys(tr_cx *cx, tr__msg *m)
     default: /* TR__SYS_WAKE: held sends are retried after the lane */
         break;
     }
-    tr__msg_free(m);
+    tr__msg_free(cx->rt, m);
 }
 
 /* ---- Dispatch ---------------------------------------------------------- */
@@ -313,7 +346,7 @@ dispatch(tr_cx *cx, tr__msg *m)
                  tr_status_name(st));
         set_ending(a, TR_EXIT_FAILED, st, text);
     }
-    tr__msg_free(m);
+    tr__msg_free(cx->rt, m);
 }
 
 /* ---- Ending ------------------------------------------------------------ */
@@ -361,7 +394,7 @@ end(tr_cx *cx, uint64_t consumed)
             tr__mnode *next =
                 atomic_load_explicit(&s->next, memory_order_relaxed);
 
-            tr__msg_free((tr__msg *)s);
+            tr__msg_free(rt, (tr__msg *)s);
             k += TR__MB_SYS_ONE;
             s = next;
         }
@@ -396,6 +429,11 @@ tr__run(void *ctx, tr__worker *w, tr__task *item)
     tr__mnode *s;
 
     *user = &cx;
+    if (tr__tls_rt != rt) {
+        /* First turn on this thread: a worker serves one runtime for life. */
+        tr__tls_local = &rt->wc[tr__worker_index(w)];
+        tr__tls_rt = rt;
+    }
     s = tr__mbox_take_sys(&a->mb);
     while (s != NULL) {
         tr__mnode *next = atomic_load_explicit(&s->next, memory_order_relaxed);
@@ -421,7 +459,7 @@ tr__run(void *ctx, tr__worker *w, tr__task *item)
         if (!(a->lflags & TR__L_ENDING) && a->outbox.n > 0 &&
             tr__mute(rt, a, &consumed)) {
             TR__COUNT(rt, handled, n);
-            tr__wake_waiters(rt, a);
+            tr__wake_waiters(rt, a); /* the turn made room */
             goto out;
         }
     }
@@ -435,7 +473,7 @@ tr__run(void *ctx, tr__worker *w, tr__task *item)
         a->lflags &= (uint8_t)~TR__L_MUTE_HELD;
     }
     word = tr__mbox_add(&a->mb, (uint64_t)0 - consumed);
-    if (n > 0) {
+    if (n > 0 && tr__mbox_has_waiters(&a->mb)) {
         tr__wake_waiters(rt, a);
     }
     if (word & TR__MB_TOKENS) {

@@ -37,12 +37,20 @@ typedef struct tr__msg {
     tr_status status; /* a reply's status: TR_OK or the asker's error */
     tr_ref from;
     tr_ref to;
-    uint64_t corr; /* nonzero: a request that expects a reply */
-    size_t len;
+    uint64_t corr;      /* nonzero: a request that expects a reply */
+    uint32_t len;       /* at most tr_config.max_payload */
+    uint32_t small;     /* 1: a TR__MSG_SMALL block, cacheable */
     void *data;         /* inline_ or a moved buffer */
     tr_free_fn free_fn; /* NULL for inline payloads */
     alignas(16) unsigned char inline_[];
 } tr__msg;
+
+/* Payloads up to this size get a fixed-size block that workers recycle
+ * through their caches; larger ones come from the allocator each time. */
+#define TR__MSG_SMALL 64u
+/* Blocks a worker keeps for reuse: enough for bursts between two actors,
+ * small enough (about 36 KiB) not to hoard memory. */
+#define TR__MSG_CACHE 256u
 
 /* A record of a sender waiting for room in a mailbox (its waiter list). */
 typedef struct tr__thread_waiter {
@@ -97,9 +105,11 @@ typedef struct tr__actor {
     tr_reason reason;       /* owner: why it ends */
 } tr__actor;
 
-/* Per-worker counters (the worker's thread stores, anyone loads) and one
- * shared block for outside threads (RMW). */
-typedef struct tr__counters {
+/* What the actor layer keeps per worker: counters (the worker's thread
+ * stores, anyone loads) and a cache of free small message blocks (owner
+ * only). One more block, `outside`, counts for threads outside the pool
+ * (RMW) and caches nothing. */
+typedef struct tr__local {
     alignas(TR_CACHE_LINE) _Atomic uint64_t sent;
     _Atomic uint64_t handled;
     _Atomic uint64_t dead_letters;
@@ -108,7 +118,9 @@ typedef struct tr__counters {
     _Atomic uint64_t held;
     _Atomic uint64_t overcommits;
     _Atomic uint64_t spawned;
-} tr__counters;
+    tr__msg *cache; /* owner only: free TR__MSG_SMALL blocks */
+    uint32_t ncache;
+} tr__local;
 
 /* A dead-letter subscription: immutable once published. */
 typedef struct tr__dl_sub {
@@ -148,8 +160,8 @@ struct tr_runtime {
     _Atomic uint64_t alive;     /* actors alive (RMW; spawn and end) */
     _Atomic uint32_t high_seen; /* mirror of high for lock-free walkers */
 
-    tr__counters *wc;     /* one per worker */
-    tr__counters outside; /* outside threads */
+    tr__local *wc;     /* one per worker */
+    tr__local outside; /* outside threads */
 
     _Atomic(tr__dl_sub *) dl_sub;
     _Atomic uint64_t dl_forward; /* packed ref (slot+1, gen); 0: none */
@@ -180,12 +192,34 @@ tr_ref tr__ref_unpack(tr_runtime *rt, uint64_t packed);
 tr_status tr__slot_alloc(tr_runtime *rt, tr__actor **out);
 void tr__slot_release(tr_runtime *rt, tr__actor *a);
 
-/* The counters block for the calling thread; `shared` says whether it is
- * the outside threads' block (which needs RMW). */
-tr__counters *tr__counters_here(tr_runtime *rt, bool *shared);
-void tr__count(tr_runtime *rt, size_t field_offset, uint64_t n);
+/* The calling worker's block, or NULL on a thread outside rt's pool. A
+ * thread-local pointer set by the worker's first turn, so this is a load
+ * and a compare. */
+extern _Thread_local tr_runtime *tr__tls_rt;
+extern _Thread_local tr__local *tr__tls_local;
+
+static inline tr__local *
+tr__local_here(tr_runtime *rt)
+{
+    return tr__tls_rt == rt ? tr__tls_local : NULL;
+}
+
+void tr__count_outside(tr_runtime *rt, size_t field_offset, uint64_t n);
+
+/* Adds n to a counter: a plain load and store on the worker's own block,
+ * a relaxed RMW on the shared block from outside threads. */
 #define TR__COUNT(rt, field, n)                                                \
-    tr__count((rt), offsetof(tr__counters, field), (n))
+    do {                                                                       \
+        tr__local *l_ = tr__local_here(rt);                                    \
+        if (l_ != NULL) {                                                      \
+            atomic_store_explicit(                                             \
+                &l_->field,                                                    \
+                atomic_load_explicit(&l_->field, memory_order_relaxed) + (n),  \
+                memory_order_relaxed);                                         \
+        } else {                                                               \
+            tr__count_outside((rt), offsetof(tr__local, field), (n));          \
+        }                                                                      \
+    } while (0)
 
 /* Hands a message the runtime cannot deliver to dead letters (callback,
  * forward, counters), tells a waiting asker, and frees it. Any thread. */
@@ -193,8 +227,10 @@ void tr__dead_letter(tr_runtime *rt, tr__msg *m, tr_status reason);
 
 /* ---- message (actor.c) ------------------------------------------------- */
 
-tr__msg *tr__msg_new(size_t len);
-void tr__msg_free(tr__msg *m);
+tr__msg *tr__msg_new(tr_runtime *rt, size_t len);
+void tr__msg_free(tr_runtime *rt, tr__msg *m);
+/* Frees the blocks a worker's cache holds (at destroy). */
+void tr__msg_cache_drain(tr__local *l);
 
 /* ---- actor.c ----------------------------------------------------------- */
 

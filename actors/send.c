@@ -418,7 +418,7 @@ send_msg(tr_runtime *rt, tr__actor *self, tr__msg *m)
     if (st == TR_EFULL || st == TR_ETIMEDOUT || st == TR_ESHUTDOWN ||
         st == TR_ENOMEM) {
         m->free_fn = NULL; /* a moved buffer stays the caller's */
-        tr__msg_free(m);
+        tr__msg_free(rt, m);
     }
     return st;
 }
@@ -433,7 +433,7 @@ send_copy(tr_runtime *rt, tr__actor *self, tr_ref to, uint32_t type,
     if (st != TR_OK) {
         return st;
     }
-    m = tr__msg_new(len);
+    m = tr__msg_new(rt, len);
     if (m == NULL) {
         return TR_ENOMEM;
     }
@@ -482,7 +482,7 @@ send_move(tr_runtime *rt, tr__actor *self, tr_ref to, uint32_t type,
     if (st != TR_OK) {
         return st;
     }
-    m = tr__msg_new(0);
+    m = tr__msg_new(rt, 0);
     if (m == NULL) {
         return TR_ENOMEM;
     }
@@ -535,7 +535,7 @@ tr_reply(tr_cx *cx, const void *data, size_t len)
         return TR_EMSGSIZE;
     }
     req = cx->msg;
-    m = tr__msg_new(len);
+    m = tr__msg_new(cx->rt, len);
     if (m == NULL) {
         return TR_ENOMEM;
     }
@@ -675,7 +675,7 @@ tr_ask_wait(tr_runtime *rt, tr_ref to, uint32_t type, const void *data,
         ask_put(w);
         return st;
     }
-    m = tr__msg_new(len);
+    m = tr__msg_new(rt, len);
     if (m == NULL) {
         st = TR_ENOMEM;
         goto out_stop;

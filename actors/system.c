@@ -180,35 +180,16 @@ tr__slot_release(tr_runtime *rt, tr__actor *a)
 
 /* ---- Counters ---------------------------------------------------------- */
 
-tr__counters *
-tr__counters_here(tr_runtime *rt, bool *shared)
-{
-    tr__worker *w = tr__worker_self();
-
-    if (w != NULL && tr__worker_exec(w) == rt->exec) {
-        *shared = false;
-        return &rt->wc[tr__worker_index(w)];
-    }
-    *shared = true;
-    return &rt->outside;
-}
+_Thread_local tr_runtime *tr__tls_rt;
+_Thread_local tr__local *tr__tls_local;
 
 void
-tr__count(tr_runtime *rt, size_t field_offset, uint64_t n)
+tr__count_outside(tr_runtime *rt, size_t field_offset, uint64_t n)
 {
-    bool shared;
-    tr__counters *c = tr__counters_here(rt, &shared);
-    _Atomic uint64_t *f = (_Atomic uint64_t *)((char *)c + field_offset);
-
-    if (shared) {
-        /* relaxed: a counter orders nothing. */
-        atomic_fetch_add_explicit(f, n, memory_order_relaxed);
-    } else {
-        /* Single writer (this worker): a load and a store, no RMW. */
-        atomic_store_explicit(f,
-                              atomic_load_explicit(f, memory_order_relaxed) + n,
-                              memory_order_relaxed);
-    }
+    /* relaxed: a counter orders nothing. */
+    atomic_fetch_add_explicit(
+        (_Atomic uint64_t *)((char *)&rt->outside + field_offset), n,
+        memory_order_relaxed);
 }
 
 static uint64_t
@@ -235,7 +216,7 @@ tr_runtime_stats(tr_runtime *rt, tr_stats *out)
         return TR_EINVAL;
     }
     memset(out, 0, sizeof *out);
-#define SUM(f) counter_sum(rt, offsetof(tr__counters, f))
+#define SUM(f) counter_sum(rt, offsetof(tr__local, f))
     out->spawned = SUM(spawned);
     out->sent = SUM(sent);
     out->handled = SUM(handled);
@@ -272,7 +253,7 @@ tr__dead_letter(tr_runtime *rt, tr__msg *m, tr_status reason)
         sub->fn(sub->arg, &dl);
     }
     if (fwd != 0 && m->type != TR_MSG_DEAD_LETTER) {
-        tr__msg *f = tr__msg_new(sizeof dl);
+        tr__msg *f = tr__msg_new(rt, sizeof dl);
 
         if (f != NULL) {
             dl.data = NULL;
@@ -285,7 +266,7 @@ tr__dead_letter(tr_runtime *rt, tr__msg *m, tr_status reason)
     /* A request the receiver will never answer: end the asker's wait now
      * rather than at its deadline. */
     if (m->corr != 0 && m->type != TR_MSG_REPLY && !tr_ref_is_none(m->from)) {
-        tr__msg *r = tr__msg_new(0);
+        tr__msg *r = tr__msg_new(rt, 0);
 
         if (r != NULL) {
             r->type = TR_MSG_REPLY;
@@ -296,7 +277,7 @@ tr__dead_letter(tr_runtime *rt, tr__msg *m, tr_status reason)
             (void)tr__deliver(rt, NULL, r, TR__TRY);
         }
     }
-    tr__msg_free(m);
+    tr__msg_free(rt, m);
 }
 
 tr_status
@@ -581,6 +562,9 @@ tr_runtime_destroy(tr_runtime **rtp)
         }
         tr__free_aligned(chunk);
     }
+    for (c = 0; c < rt->cfg.workers; c++) {
+        tr__msg_cache_drain(&rt->wc[c]);
+    }
     sub = atomic_load_explicit(&rt->dl_sub, memory_order_relaxed);
     while (sub != NULL) {
         tr__dl_sub *older = sub->older;
@@ -606,7 +590,7 @@ static bool
 timer_fire(void *ctx, void *ud)
 {
     tr_runtime *rt = ctx;
-    tr__msg *proto = ud, *m = tr__msg_new(proto->len);
+    tr__msg *proto = ud, *m = tr__msg_new(rt, proto->len);
     tr_status st;
 
     if (m == NULL) {
@@ -623,8 +607,7 @@ timer_fire(void *ctx, void *ud)
 static void
 timer_release(void *ctx, void *ud)
 {
-    (void)ctx;
-    tr__msg_free(ud);
+    tr__msg_free(ctx, ud);
 }
 
 static tr_status
@@ -646,7 +629,7 @@ send_after(tr_runtime *rt, tr__actor *self, tr_ref to, uint32_t type,
         TR__RT_RUNNING) {
         return TR_ESHUTDOWN;
     }
-    proto = tr__msg_new(len);
+    proto = tr__msg_new(rt, len);
     if (proto == NULL) {
         return TR_ENOMEM;
     }
@@ -658,7 +641,7 @@ send_after(tr_runtime *rt, tr__actor *self, tr_ref to, uint32_t type,
     }
     st = tr__timers_add(rt->timers, delay_ms, period_ms, proto, &id);
     if (st != TR_OK) {
-        tr__msg_free(proto);
+        tr__msg_free(rt, proto);
         return st;
     }
     if (out != NULL) {

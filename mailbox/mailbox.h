@@ -130,6 +130,16 @@ uint64_t tr__mbox_close(tr__mailbox *mb);
 void tr__mbox_add_waiter(tr__mailbox *mb, tr__mnode *n);
 tr__mnode *tr__mbox_take_waiters(tr__mailbox *mb);
 
+/* Consumer, after releasing counts: whether anyone waits for room. seq_cst:
+ * the consumer's load in the Dekker pair described in mailbox.c (admit),
+ * ordered after the release RMW. Inline: it runs at the end of every turn
+ * and almost always finds no one. */
+static inline bool
+tr__mbox_has_waiters(tr__mailbox *mb)
+{
+    return atomic_load_explicit(&mb->waiters, memory_order_seq_cst) != NULL;
+}
+
 /* Consumer: the word, for tests and the ending owner's drain. */
 uint64_t tr__mbox_word(tr__mailbox *mb);
 

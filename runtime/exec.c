@@ -334,7 +334,11 @@ find_work(tr__worker *w)
     uint32_t i, start;
 
     if (w->next != NULL) {
-        if (w->streak < TR__LIFO_STREAK) {
+        /* The streak limit is for fairness to queued work: with none
+         * queued, nobody is passed over, so the next slot goes on. */
+        if (w->streak < TR__LIFO_STREAK ||
+            (ring_len(&w->rq) == 0 &&
+             atomic_load_explicit(&ex->gcount, memory_order_relaxed) == 0)) {
             item = w->next;
             w->next = NULL;
             w->streak++;
