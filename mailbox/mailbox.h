@@ -94,7 +94,7 @@ tr__admit tr__mbox_admit(tr__mailbox *mb, uint32_t gen, bool force,
                          uint64_t *word_out);
 
 /* Counts one system message in (no capacity). As tr__mbox_admit; FULL only
- * when 2^20 system messages wait. */
+ * when the 20-bit count is saturated (2^20 - 1 system messages wait). */
 tr__admit tr__mbox_admit_sys(tr__mailbox *mb, uint32_t gen, uint64_t *word_out);
 
 /* Pushes an admitted user message / system message. */

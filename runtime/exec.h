@@ -64,7 +64,10 @@ void tr__exec_yield(tr__worker *w, tr__task *item);
 bool tr__exec_idle(tr__exec *ex);
 
 /* Tells the workers to exit once they run out of work, wakes them and
- * joins them. Items still queued are not run. Any thread but a worker. */
+ * joins them. Workers look for work before they look at the stop flag, so
+ * items queued when this is called still run; the caller makes sure no
+ * item schedules new work meanwhile (the actor layer stops every actor
+ * first). Any thread but a worker. */
 void tr__exec_stop(tr__exec *ex);
 
 /* Frees a stopped (or never started) executor. Accepts NULL. */
