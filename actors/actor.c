@@ -149,7 +149,7 @@ spawn(tr_runtime *rt, tr__actor *parent, const tr_behavior *b,
     }
     /* Waiters that registered with the slot's previous actor after its last
      * look: wake them so they find it gone. */
-    tr__wake_waiters(rt, a);
+    tr__wake_waiters(rt, a, TR__WAKE_ALL);
     a->beh = b;
     a->state = self_state;
     atomic_store_explicit(&a->policy, (uint8_t)policy, memory_order_relaxed);
@@ -405,7 +405,7 @@ end(tr_cx *cx, uint64_t consumed)
             word = tr__mbox_add(&a->mb, (uint64_t)0 - k);
         }
     }
-    tr__wake_waiters(rt, a);
+    tr__wake_waiters(rt, a, TR__WAKE_ALL);
     atomic_store_explicit(&a->muted_on, 0, memory_order_relaxed);
     atomic_store_explicit(&a->wflags, 0, memory_order_relaxed);
     tr__free(a->state);
@@ -459,7 +459,8 @@ tr__run(void *ctx, tr__worker *w, tr__task *item)
         if (!(a->lflags & TR__L_ENDING) && a->outbox.n > 0 &&
             tr__mute(rt, a, &consumed)) {
             TR__COUNT(rt, handled, n);
-            tr__wake_waiters(rt, a); /* the turn made room */
+            /* The turn made room; muted, we run again when woken. */
+            tr__wake_waiters(rt, a, n);
             goto out;
         }
     }
@@ -473,8 +474,11 @@ tr__run(void *ctx, tr__worker *w, tr__task *item)
         a->lflags &= (uint8_t)~TR__L_MUTE_HELD;
     }
     word = tr__mbox_add(&a->mb, (uint64_t)0 - consumed);
-    if (n > 0 && tr__mbox_has_waiters(&a->mb)) {
-        tr__wake_waiters(rt, a);
+    /* Wake one waiter per slot this turn freed; going idle, wake them
+     * all, even with nothing freed now: a sender woken earlier may not
+     * have used its slot, and an idle owner wakes no one later. */
+    if ((n > 0 || !(word & TR__MB_TOKENS)) && tr__mbox_has_waiters(&a->mb)) {
+        tr__wake_waiters(rt, a, (word & TR__MB_TOKENS) ? n : TR__WAKE_ALL);
     }
     if (word & TR__MB_TOKENS) {
         tr__exec_yield(w, &a->task); /* more to do: after the others */

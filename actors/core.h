@@ -270,8 +270,13 @@ bool tr__outbox_flush(tr_runtime *rt, tr__actor *a);
  * not touch it again); `consumed` is the mailbox delta of this turn, which
  * muting releases. */
 bool tr__mute(tr_runtime *rt, tr__actor *a, uint64_t *consumed);
-/* Wakes every sender waiting for room in a's mailbox. */
-void tr__wake_waiters(tr_runtime *rt, tr__actor *a);
+/* Wakes up to `max` senders waiting for room in a's mailbox, oldest first;
+ * the rest stay registered. A turn that made n slots of room wakes n (each
+ * woken sender retries and re-registers if beaten to the room); an owner
+ * that goes idle or ends wakes them all, so no waiter is left behind a
+ * mailbox that will not run again. */
+#define TR__WAKE_ALL UINT32_MAX
+void tr__wake_waiters(tr_runtime *rt, tr__actor *a, uint32_t max);
 /* Dead-letters every held send of an ending actor. */
 void tr__outbox_drop(tr_runtime *rt, tr__actor *a);
 

@@ -22,11 +22,11 @@ thread_waiter_put(tr__thread_waiter *tw)
 }
 
 void
-tr__wake_waiters(tr_runtime *rt, tr__actor *a)
+tr__wake_waiters(tr_runtime *rt, tr__actor *a, uint32_t max)
 {
     tr__mnode *n = tr__mbox_take_waiters(&a->mb);
 
-    while (n != NULL) {
+    while (n != NULL && max > 0) {
         tr__mnode *next = atomic_load_explicit(&n->next, memory_order_relaxed);
         tr__waiter *rec = (tr__waiter *)n;
 
@@ -44,7 +44,9 @@ tr__wake_waiters(tr_runtime *rt, tr__actor *a)
         }
         tr__free(rec);
         n = next;
+        max--;
     }
+    tr__mbox_return_waiters(&a->mb, n);
 }
 
 static bool

@@ -558,7 +558,7 @@ tr_runtime_destroy(tr_runtime **rtp)
         /* Every actor has ended; only waiter records that arrived after an
          * actor's last look can remain. */
         for (uint32_t i = 0; i < TR__CHUNK; i++) {
-            tr__wake_waiters(rt, &chunk[i]);
+            tr__wake_waiters(rt, &chunk[i], TR__WAKE_ALL);
         }
         tr__free_aligned(chunk);
     }

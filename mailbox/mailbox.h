@@ -130,6 +130,11 @@ uint64_t tr__mbox_close(tr__mailbox *mb);
 void tr__mbox_add_waiter(tr__mailbox *mb, tr__mnode *n);
 tr__mnode *tr__mbox_take_waiters(tr__mailbox *mb);
 
+/* Puts back waiters taken with tr__mbox_take_waiters and not woken (a list
+ * oldest first, linked through next), so that the next take returns them
+ * oldest first again. Any thread. */
+void tr__mbox_return_waiters(tr__mailbox *mb, tr__mnode *oldest_first);
+
 /* Consumer, after releasing counts: whether anyone waits for room. seq_cst:
  * the consumer's load in the Dekker pair described in mailbox.c (admit),
  * ordered after the release RMW. Inline: it runs at the end of every turn

@@ -136,7 +136,8 @@ TR_EXTERN tr_status tr_spawn_rt(tr_runtime *rt, const tr_behavior *b,
  * `type` to `to`.
  * Returns TR_OK (queued), or what the receiver's overflow policy says:
  * TR_PENDING (held in this actor's outbox; the actor is muted after this
- * handler until the held sends are delivered; stop sending), TR_DROPPED
+ * handler until the held sends are delivered; stop sending; if the actor
+ * ends first, held sends go to dead letters with TR_ECANCELED), TR_DROPPED
  * (dead-lettered by the policy), TR_EFULL (reject policy, or the outbox
  * limit; nothing sent), TR_ETIMEDOUT (outside thread waited the send
  * timeout; nothing sent).
@@ -174,8 +175,10 @@ TR_EXTERN tr_status tr_send_move_rt(tr_runtime *rt, tr_ref to, uint32_t type,
  * late reply is dropped and dead-lettered); TR_EBADMSG (reply of another
  * size, or the request's size did not match the handler's type);
  * TR_EUNHANDLED (no handler); TR_EDEAD (the actor ended before replying);
+ * TR_EFULL (the receiver's overflow policy refused or dropped the request);
  * TR_ESTATE (called from a handler, where it would block a worker).
- * Thread-safe: yes. */
+ * Each call receives its reply through a short-lived internal actor, which
+ * tr_stats.spawned counts. Thread-safe: yes. */
 TR_EXTERN tr_status tr_ask_wait(tr_runtime *rt, tr_ref to, uint32_t type,
                                 const void *data, size_t len, void *reply,
                                 size_t reply_len, uint32_t timeout_ms);

@@ -80,7 +80,9 @@ typedef struct tr_reason {
  * policy. `reason` says why: TR_EDEAD (receiver dead or unreachable),
  * TR_DROPPED (drop-newest, drop-oldest or fail policy), TR_EUNHANDLED (no
  * handler), TR_EBADMSG (size mismatch), TR_ESHUTDOWN (runtime stopping),
- * TR_EFULL (a timer's message found a full mailbox). `data` and `len` are the
+ * TR_EFULL (a message with no one to refuse it to, such as a timer's, found
+ * a full mailbox), TR_ECANCELED (a send held by backpressure whose sender
+ * ended before it could be delivered). `data` and `len` are the
  * payload, valid only during the callback. */
 typedef struct tr_dead_letter {
     tr_ref from;
