@@ -92,6 +92,16 @@ behavior_ok(const tr_behavior *b)
 
 /* ---- Spawning ---------------------------------------------------------- */
 
+/* Wakes every waiter in the shared list. Any thread (grabbing is atomic and
+ * the records are then ours). */
+static void
+wake_shared(tr_runtime *rt, tr__actor *a)
+{
+    tr__mnode *chain = tr__mbox_grab_waiters(&a->mb);
+
+    tr__wake_chain(rt, &chain, TR__WAKE_ALL);
+}
+
 static tr_status
 spawn(tr_runtime *rt, tr__actor *parent, const tr_behavior *b,
       const tr_spawn_opts *o, tr_ref *out)
@@ -149,19 +159,24 @@ spawn(tr_runtime *rt, tr__actor *parent, const tr_behavior *b,
     }
     /* Waiters that registered with the slot's previous actor after its last
      * look: wake them so they find it gone. */
-    tr__wake_waiters(rt, a, TR__WAKE_ALL);
+    wake_shared(rt, a);
     a->beh = b;
     a->state = self_state;
     atomic_store_explicit(&a->policy, (uint8_t)policy, memory_order_relaxed);
     a->lflags = 0;
     a->outbox = (tr__outbox){0};
+    a->wpriv = NULL;
     a->reason = (tr_reason){0};
     atomic_store_explicit(&a->wflags, 0, memory_order_relaxed);
     atomic_store_explicit(&a->muted_on, 0, memory_order_relaxed);
     gen = atomic_load_explicit(&a->gen, memory_order_relaxed);
     tr__mbox_open(&a->mb, gen, capacity);
-    /* release: shutdown's walk (acquire) sees a fully set up actor. */
-    atomic_store_explicit(&a->life, TR__LIFE_ALIVE, memory_order_release);
+    /* seq_cst: release lets shutdown's walk see a fully set up actor, and
+     * this store with the state load below is one half of a Dekker pair
+     * with shutdown (it stores STOPPING, then walks `life`): a spawn that
+     * raced past the first state check is either seen by the walk or sees
+     * STOPPING itself. */
+    atomic_store_explicit(&a->life, TR__LIFE_ALIVE, memory_order_seq_cst);
 
     m->type = TR__SYS_INIT;
     m->from = parent ? tr__ref_of(rt, parent) : TR_NOREF;
@@ -173,6 +188,14 @@ spawn(tr_runtime *rt, tr__actor *parent, const tr_behavior *b,
         tr__exec_schedule(rt->exec, &a->task);
     }
     TR__COUNT(rt, spawned, 1);
+    if (atomic_load_explicit(&rt->state, memory_order_seq_cst) >=
+        TR__RT_STOPPING) {
+        /* Shutdown's walk may have passed this slot: stop it ourselves (a
+         * second stop, if the walk saw it too, changes nothing). */
+        static const tr_reason why = {TR_EXIT_SHUTDOWN, 0, "runtime shutdown"};
+
+        (void)tr__send_sys(rt, *out, TR__SYS_STOP, &why, sizeof why);
+    }
     return TR_OK;
 
 fail_slot:
@@ -318,7 +341,8 @@ handle_sys(tr_cx *cx, tr__msg *m)
 
 /* ---- Dispatch ---------------------------------------------------------- */
 
-static void
+/* Hands m to its handler; false when it was refused (dead-lettered). */
+static bool
 dispatch(tr_cx *cx, tr__msg *m)
 {
     tr__actor *a = cx->self;
@@ -329,16 +353,21 @@ dispatch(tr_cx *cx, tr__msg *m)
         row = find_row(a->beh, TR_MSG_UNHANDLED);
         if (row == NULL) {
             tr__dead_letter(cx->rt, m, TR_EUNHANDLED);
-            return;
+            return false;
         }
     }
     if (row->size != TR_SIZE_ANY && row->size != m->len) {
         tr__dead_letter(cx->rt, m, TR_EBADMSG);
-        return;
+        return false;
     }
     cx->msg = m;
+    cx->replied = false;
     st = row->fn(cx, a->state, m->len ? m->data : NULL);
     cx->msg = NULL;
+    if ((st < 0 || (a->lflags & TR__L_ENDING)) && !cx->replied) {
+        /* Ending while its asker waits: the answer is that it is dead. */
+        tr__reply_error(cx->rt, m, TR_EDEAD);
+    }
     if (st < 0) {
         char text[TR_REASON_TEXT];
 
@@ -347,6 +376,7 @@ dispatch(tr_cx *cx, tr__msg *m)
         set_ending(a, TR_EXIT_FAILED, st, text);
     }
     tr__msg_free(cx->rt, m);
+    return true;
 }
 
 /* ---- Ending ------------------------------------------------------------ */
@@ -377,6 +407,9 @@ end(tr_cx *cx, uint64_t consumed)
     if (a->lflags & TR__L_MUTE_HELD) {
         consumed += TR__MB_MUTE;
     }
+    if (a->lflags & TR__L_WAIT_HELD) {
+        consumed += TR__MB_WAIT;
+    }
     word = tr__mbox_add(&a->mb, (uint64_t)0 - consumed);
     /* Admissions that won before the close are counted: wait for each to
      * be pushed, then dead-letter it. */
@@ -405,7 +438,8 @@ end(tr_cx *cx, uint64_t consumed)
             word = tr__mbox_add(&a->mb, (uint64_t)0 - k);
         }
     }
-    tr__wake_waiters(rt, a, TR__WAKE_ALL);
+    tr__wake_chain(rt, &a->wpriv, TR__WAKE_ALL);
+    wake_shared(rt, a);
     atomic_store_explicit(&a->muted_on, 0, memory_order_relaxed);
     atomic_store_explicit(&a->wflags, 0, memory_order_relaxed);
     tr__free(a->state);
@@ -415,15 +449,68 @@ end(tr_cx *cx, uint64_t consumed)
 
 /* ---- The turn ---------------------------------------------------------- */
 
+/* Ends a turn: releases its counts, gives the room it made to waiters, and
+ * requeues the actor if it has more to do.
+ *
+ * Waiters get one wake-up per freed slot (n), from wpriv first; those not
+ * woken stay in wpriv, and the WAIT token keeps the owner scheduled while
+ * any do. A waiter that registered after the release is seen by the
+ * has-waiters load that follows it (the Dekker pair in mailbox.c). Two
+ * cases wake everyone instead: the owner goes idle (no turn would wake them
+ * later), or only WAIT is left (the lane is empty: the room is there, and
+ * a waiter woken earlier may never have used its slot). */
+static void
+turn_end(tr_runtime *rt, tr__worker *w, tr__actor *a, uint64_t consumed,
+         uint32_t n)
+{
+    uint64_t word;
+
+    if (a->lflags & TR__L_MUTE_HELD) {
+        consumed += TR__MB_MUTE;
+        a->lflags &= (uint8_t)~TR__L_MUTE_HELD;
+    }
+    word = tr__mbox_add(&a->mb, (uint64_t)0 - consumed);
+    if (!(word & TR__MB_TOKENS)) {
+        /* Idle, and no longer ours: WAIT was not held, so wpriv is empty. */
+        wake_shared(rt, a);
+        return;
+    }
+    if ((word & TR__MB_TOKENS) == TR__MB_WAIT) {
+        tr__wake_chain(rt, &a->wpriv, TR__WAKE_ALL);
+        tr__owner_wake(rt, a, TR__WAKE_ALL);
+        a->lflags &= (uint8_t)~TR__L_WAIT_HELD;
+        word = tr__mbox_add(&a->mb, (uint64_t)0 - TR__MB_WAIT);
+        if (!(word & TR__MB_TOKENS)) {
+            wake_shared(rt, a); /* registered since: see the idle case */
+            return;
+        }
+    } else if (n > 0) {
+        tr__owner_wake(rt, a, n);
+    }
+    /* Still ours (tokens nonzero): settle WAIT with wpriv. */
+    if (a->wpriv != NULL && !(a->lflags & TR__L_WAIT_HELD)) {
+        tr__mbox_add(&a->mb, TR__MB_WAIT);
+        a->lflags |= TR__L_WAIT_HELD;
+    } else if (a->wpriv == NULL && (a->lflags & TR__L_WAIT_HELD)) {
+        a->lflags &= (uint8_t)~TR__L_WAIT_HELD;
+        word = tr__mbox_add(&a->mb, (uint64_t)0 - TR__MB_WAIT);
+        if (!(word & TR__MB_TOKENS)) {
+            wake_shared(rt, a);
+            return;
+        }
+    }
+    tr__exec_yield(w, &a->task); /* more to do: after the others */
+}
+
 void
 tr__run(void *ctx, tr__worker *w, tr__task *item)
 {
     tr_runtime *rt = ctx;
     tr__actor *a = tr__actor_of_task(item);
-    tr_cx cx = {rt, a, w, NULL};
+    tr_cx cx = {rt, a, w, NULL, false};
     void **user = tr__worker_user(w);
-    uint64_t consumed = 0, word;
-    uint32_t n = 0, budget = rt->cfg.budget;
+    uint64_t consumed = 0;
+    uint32_t n = 0, handled = 0, budget = rt->cfg.budget;
     bool drop_oldest = atomic_load_explicit(&a->policy, memory_order_relaxed) ==
                        TR_DROP_OLDEST;
     tr__mnode *s;
@@ -443,7 +530,7 @@ tr__run(void *ctx, tr__worker *w, tr__task *item)
         s = next;
     }
     if (!(a->lflags & TR__L_ENDING) && a->outbox.n > 0 &&
-        tr__mute(rt, a, &consumed)) {
+        tr__mute(rt, a, &consumed, 0)) {
         goto out; /* parked muted; no longer ours */
     }
     while (!(a->lflags & TR__L_ENDING) && n < budget) {
@@ -455,34 +542,19 @@ tr__run(void *ctx, tr__worker *w, tr__task *item)
         }
         n++;
         consumed += TR__MB_USER_ONE;
-        dispatch(&cx, (tr__msg *)m);
+        handled += dispatch(&cx, (tr__msg *)m);
         if (!(a->lflags & TR__L_ENDING) && a->outbox.n > 0 &&
-            tr__mute(rt, a, &consumed)) {
-            TR__COUNT(rt, handled, n);
-            /* The turn made room; muted, we run again when woken. */
-            tr__wake_waiters(rt, a, n);
-            goto out;
+            tr__mute(rt, a, &consumed, n)) {
+            TR__COUNT(rt, handled, handled);
+            goto out; /* parked muted; no longer ours */
         }
     }
-    TR__COUNT(rt, handled, n);
+    TR__COUNT(rt, handled, handled);
     if (a->lflags & TR__L_ENDING) {
         end(&cx, consumed);
         goto out;
     }
-    if (a->lflags & TR__L_MUTE_HELD) {
-        consumed += TR__MB_MUTE;
-        a->lflags &= (uint8_t)~TR__L_MUTE_HELD;
-    }
-    word = tr__mbox_add(&a->mb, (uint64_t)0 - consumed);
-    /* Wake one waiter per slot this turn freed; going idle, wake them
-     * all, even with nothing freed now: a sender woken earlier may not
-     * have used its slot, and an idle owner wakes no one later. */
-    if ((n > 0 || !(word & TR__MB_TOKENS)) && tr__mbox_has_waiters(&a->mb)) {
-        tr__wake_waiters(rt, a, (word & TR__MB_TOKENS) ? n : TR__WAKE_ALL);
-    }
-    if (word & TR__MB_TOKENS) {
-        tr__exec_yield(w, &a->task); /* more to do: after the others */
-    }
+    turn_end(rt, w, a, consumed, n);
 out:
     *user = NULL;
 }

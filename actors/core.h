@@ -78,6 +78,7 @@ typedef struct tr__outbox {
 #define TR__L_INITED    1u /* init hook succeeded or there was none */
 #define TR__L_ENDING    2u /* end after this message */
 #define TR__L_MUTE_HELD 4u /* this actor holds its mailbox's MUTE token */
+#define TR__L_WAIT_HELD 8u /* ... and its WAIT token (wpriv is not empty) */
 
 /* life (any thread reads; the spawner and the owner write). */
 #define TR__LIFE_FREE  0u
@@ -102,7 +103,11 @@ typedef struct tr__actor {
     const tr_behavior *beh; /* owner (set by the spawner before) */
     void *state;            /* owner */
     tr__outbox outbox;      /* owner */
-    tr_reason reason;       /* owner: why it ends */
+    /* Owner: waiter records grabbed from mb.waiters and not yet woken
+     * (newest first). While any are here the owner holds the WAIT token,
+     * so it stays scheduled and wakes them as its turns make room. */
+    tr__mnode *wpriv;
+    tr_reason reason; /* owner: why it ends */
 } tr__actor;
 
 /* What the actor layer keeps per worker: counters (the worker's thread
@@ -177,6 +182,7 @@ struct tr_cx {
     tr__actor *self;
     tr__worker *w;
     tr__msg *msg; /* the message being handled; NULL in hooks without one */
+    bool replied; /* tr_reply answered msg */
 };
 
 /* ---- system.c ---------------------------------------------------------- */
@@ -225,6 +231,10 @@ void tr__count_outside(tr_runtime *rt, size_t field_offset, uint64_t n);
  * forward, counters), tells a waiting asker, and frees it. Any thread. */
 void tr__dead_letter(tr_runtime *rt, tr__msg *m, tr_status reason);
 
+/* If `m` is a request (an ask waits for it), answers its asker with the
+ * error `st` now rather than at its deadline. Any thread. */
+void tr__reply_error(tr_runtime *rt, const tr__msg *m, tr_status st);
+
 /* ---- message (actor.c) ------------------------------------------------- */
 
 tr__msg *tr__msg_new(tr_runtime *rt, size_t len);
@@ -268,15 +278,17 @@ bool tr__outbox_flush(tr_runtime *rt, tr__actor *a);
 /* Owner: the actor has held sends after a handler; mutes it unless they
  * can go now. Returns true when the actor is parked muted (the caller must
  * not touch it again); `consumed` is the mailbox delta of this turn, which
- * muting releases. */
-bool tr__mute(tr_runtime *rt, tr__actor *a, uint64_t *consumed);
-/* Wakes up to `max` senders waiting for room in a's mailbox, oldest first;
- * the rest stay registered. A turn that made n slots of room wakes n (each
- * woken sender retries and re-registers if beaten to the room); an owner
- * that goes idle or ends wakes them all, so no waiter is left behind a
- * mailbox that will not run again. */
+ * muting releases, and `freed` the user slots this turn freed, which go to
+ * waiters. */
+bool tr__mute(tr_runtime *rt, tr__actor *a, uint64_t *consumed, uint32_t freed);
+/* Owner: wakes up to `max` waiters, from wpriv first, then grabbing the
+ * shared list (one waiter per slot a turn freed: a woken sender retries
+ * and registers again if beaten to the room). */
+void tr__owner_wake(tr_runtime *rt, tr__actor *a, uint32_t max);
+/* Wakes waiter records (senders waiting for room) from *chain until it is
+ * empty or `max` are woken; frees them; returns how many. Any thread. */
 #define TR__WAKE_ALL UINT32_MAX
-void tr__wake_waiters(tr_runtime *rt, tr__actor *a, uint32_t max);
+uint32_t tr__wake_chain(tr_runtime *rt, tr__mnode **chain, uint32_t max);
 /* Dead-letters every held send of an ending actor. */
 void tr__outbox_drop(tr_runtime *rt, tr__actor *a);
 

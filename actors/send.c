@@ -5,11 +5,6 @@
 #include <sched.h>
 #include <string.h>
 
-/* How far a cycle walk follows muted_on links. A cycle longer than this is
- * not recognised and is left to resolve when one of its members is stopped;
- * an actor waits on exactly one other, so real cycles are short. */
-#define CYCLE_WALK 4096
-
 /* ---- Waiters ----------------------------------------------------------- */
 
 static void
@@ -21,15 +16,16 @@ thread_waiter_put(tr__thread_waiter *tw)
     }
 }
 
-void
-tr__wake_waiters(tr_runtime *rt, tr__actor *a, uint32_t max)
+uint32_t
+tr__wake_chain(tr_runtime *rt, tr__mnode **chain, uint32_t max)
 {
-    tr__mnode *n = tr__mbox_take_waiters(&a->mb);
+    uint32_t k = 0;
 
-    while (n != NULL && max > 0) {
-        tr__mnode *next = atomic_load_explicit(&n->next, memory_order_relaxed);
+    while (*chain != NULL && k < max) {
+        tr__mnode *n = *chain;
         tr__waiter *rec = (tr__waiter *)n;
 
+        *chain = atomic_load_explicit(&n->next, memory_order_relaxed);
         if (rec->thread != NULL) {
             /* release: the waiter's futex load (acquire) then retries. */
             atomic_store_explicit(&rec->thread->futex, 1, memory_order_release);
@@ -43,10 +39,19 @@ tr__wake_waiters(tr_runtime *rt, tr__actor *a, uint32_t max)
             }
         }
         tr__free(rec);
-        n = next;
-        max--;
+        k++;
     }
-    tr__mbox_return_waiters(&a->mb, n);
+    return k;
+}
+
+void
+tr__owner_wake(tr_runtime *rt, tr__actor *a, uint32_t max)
+{
+    uint32_t k = tr__wake_chain(rt, &a->wpriv, max);
+
+    while (k < max && (a->wpriv = tr__mbox_grab_waiters(&a->mb)) != NULL) {
+        k += tr__wake_chain(rt, &a->wpriv, max - k);
+    }
 }
 
 static bool
@@ -279,25 +284,48 @@ tr__outbox_drop(tr_runtime *rt, tr__actor *a)
     }
 }
 
-/* True when following muted_on links from `a` leads back to `a`. The loads
- * are seq_cst, as is the owner's store of its own link before the walk: two
- * actors closing a cycle at once each store, then load the other's link, so
- * at least one of them sees the cycle (Dekker). */
+/* The actor `packed` waits on, 0 when it waits on none or is gone. */
+static uint64_t
+waits_on(tr_runtime *rt, uint64_t packed)
+{
+    tr__actor *x = tr__lookup(rt, tr__ref_unpack(rt, packed));
+
+    return x ? atomic_load_explicit(&x->muted_on, memory_order_seq_cst) : 0;
+}
+
+/* True when following muted_on links from `a` leads back to `a`, whatever
+ * the cycle's length. Each actor waits on at most one other, so the links
+ * form chains that end (at an actor not muted) or run into a cycle. Brent's
+ * method walks one in O(length): it stops at `a` (a cycle through us), at
+ * the end, or on meeting a cycle that does not contain `a` (its own members
+ * find it). The step bound is a guard against links changing under the
+ * walk; a real cycle is never longer than the actors alive.
+ *
+ * The loads are seq_cst, as is the owner's store of its own link before
+ * the walk: two actors closing a cycle at once each store, then load the
+ * other's link, so at least one of them sees the cycle (Dekker). */
 static bool
 in_cycle(tr_runtime *rt, tr__actor *a, uint64_t self)
 {
-    uint64_t cur = atomic_load_explicit(&a->muted_on, memory_order_seq_cst);
+    uint64_t tortoise = self;
+    uint64_t hare = atomic_load_explicit(&a->muted_on, memory_order_seq_cst);
+    uint64_t power = 1, lam = 1;
+    uint64_t steps = atomic_load_explicit(&rt->alive, memory_order_relaxed) + 2;
 
-    for (int i = 0; i < CYCLE_WALK && cur != 0; i++) {
-        tr__actor *x = tr__lookup(rt, tr__ref_unpack(rt, cur));
-
-        if (x == NULL) {
-            return false;
-        }
-        cur = atomic_load_explicit(&x->muted_on, memory_order_seq_cst);
-        if (cur == self) {
+    while (hare != 0 && steps-- > 0) {
+        if (hare == self) {
             return true;
         }
+        if (hare == tortoise) {
+            return false; /* a cycle ahead of us, not through us */
+        }
+        if (power == lam) {
+            tortoise = hare;
+            power *= 2;
+            lam = 0;
+        }
+        hare = waits_on(rt, hare);
+        lam++;
     }
     return false;
 }
@@ -322,7 +350,7 @@ force_first(tr_runtime *rt, tr__actor *a)
 }
 
 bool
-tr__mute(tr_runtime *rt, tr__actor *a, uint64_t *consumed)
+tr__mute(tr_runtime *rt, tr__actor *a, uint64_t *consumed, uint32_t freed)
 {
     uint64_t self = tr__ref_pack(tr__ref_of(rt, a));
 
@@ -335,6 +363,13 @@ tr__mute(tr_runtime *rt, tr__actor *a, uint64_t *consumed)
     }
     tr__mbox_add(&a->mb, (uint64_t)0 - *consumed);
     *consumed = 0;
+    /* Room made this turn goes to waiters now: after a muted park only a
+     * waker runs us again. (After the release: the Dekker pair.) While
+     * muted we hold MUTE, so wpriv left over stays ours; WAIT is settled
+     * at the end of the turn that runs us again. */
+    if (freed > 0) {
+        tr__owner_wake(rt, a, freed);
+    }
     for (;;) {
         tr__actor *t;
         uint32_t old;
@@ -548,6 +583,7 @@ tr_reply(tr_cx *cx, const void *data, size_t len)
     if (len > 0) {
         memcpy(m->data, data, len);
     }
+    cx->replied = true;
     return send_msg(cx->rt, cx->self, m);
 }
 

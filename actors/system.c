@@ -139,7 +139,10 @@ tr__slot_alloc(tr_runtime *rt, tr__actor **out)
             atomic_store_explicit(&rt->chunks[c], chunk, memory_order_release);
         }
         rt->high++;
-        atomic_store_explicit(&rt->high_seen, rt->high, memory_order_release);
+        /* seq_cst: shutdown's walk loads it after storing STOPPING; with
+         * spawn's life/state pair (see spawn()), a new slot is either seen
+         * by the walk or its spawner sees STOPPING. */
+        atomic_store_explicit(&rt->high_seen, rt->high, memory_order_seq_cst);
     }
     a = &atomic_load_explicit(&rt->chunks[slot >> TR__CHUNK_SHIFT],
                               memory_order_relaxed)[slot & (TR__CHUNK - 1)];
@@ -263,21 +266,28 @@ tr__dead_letter(tr_runtime *rt, tr__msg *m, tr_status reason)
             (void)tr__deliver(rt, NULL, f, TR__TRY);
         }
     }
-    /* A request the receiver will never answer: end the asker's wait now
-     * rather than at its deadline. */
-    if (m->corr != 0 && m->type != TR_MSG_REPLY && !tr_ref_is_none(m->from)) {
-        tr__msg *r = tr__msg_new(rt, 0);
-
-        if (r != NULL) {
-            r->type = TR_MSG_REPLY;
-            r->status = reason < 0 ? reason : TR_EFULL;
-            r->corr = m->corr;
-            r->from = m->to;
-            r->to = m->from;
-            (void)tr__deliver(rt, NULL, r, TR__TRY);
-        }
-    }
+    /* A request the receiver will never answer. */
+    tr__reply_error(rt, m, reason < 0 ? reason : TR_EFULL);
     tr__msg_free(rt, m);
+}
+
+void
+tr__reply_error(tr_runtime *rt, const tr__msg *m, tr_status st)
+{
+    tr__msg *r;
+
+    if (m->corr == 0 || m->type == TR_MSG_REPLY || tr_ref_is_none(m->from)) {
+        return;
+    }
+    r = tr__msg_new(rt, 0);
+    if (r != NULL) {
+        r->type = TR_MSG_REPLY;
+        r->status = st;
+        r->corr = m->corr;
+        r->from = m->to;
+        r->to = m->from;
+        (void)tr__deliver(rt, NULL, r, TR__TRY);
+    }
 }
 
 tr_status
@@ -513,13 +523,15 @@ tr_runtime_shutdown(tr_runtime *rt, uint32_t drain_ms)
         usleep(1000);
     }
     atomic_store_explicit(&rt->state, TR__RT_STOPPING, memory_order_seq_cst);
-    /* Stop every live actor. Handlers can no longer spawn, so one pass
-     * reaches them all; actors that end meanwhile refuse the stop. */
-    high = atomic_load_explicit(&rt->high_seen, memory_order_acquire);
+    /* Stop every live actor. A handler's spawn racing with this pass either
+     * shows up in it or sees STOPPING and stops its child itself (the
+     * Dekker pair in spawn()); actors that end meanwhile refuse the stop. */
+    high = atomic_load_explicit(&rt->high_seen, memory_order_seq_cst);
     for (i = 0; i < high; i++) {
         tr__actor *a = slot_at(rt, i);
 
-        if (a != NULL && atomic_load_explicit(&a->life, memory_order_acquire) ==
+        /* seq_cst: the walk's half of the Dekker pair with spawn(). */
+        if (a != NULL && atomic_load_explicit(&a->life, memory_order_seq_cst) ==
                              TR__LIFE_ALIVE) {
             (void)tr__send_sys(rt, tr__ref_of(rt, a), TR__SYS_STOP, &why,
                                sizeof why);
@@ -558,7 +570,9 @@ tr_runtime_destroy(tr_runtime **rtp)
         /* Every actor has ended; only waiter records that arrived after an
          * actor's last look can remain. */
         for (uint32_t i = 0; i < TR__CHUNK; i++) {
-            tr__wake_waiters(rt, &chunk[i], TR__WAKE_ALL);
+            tr__mnode *left = tr__mbox_grab_waiters(&chunk[i].mb);
+
+            tr__wake_chain(rt, &left, TR__WAKE_ALL);
         }
         tr__free_aligned(chunk);
     }

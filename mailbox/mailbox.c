@@ -143,42 +143,13 @@ tr__mbox_add_waiter(tr__mailbox *mb, tr__mnode *n)
 }
 
 tr__mnode *
-tr__mbox_take_waiters(tr__mailbox *mb)
+tr__mbox_grab_waiters(tr__mailbox *mb)
 {
-    /* seq_cst peek: the consumer's half of the Dekker pair in admit(): after
-     * releasing counts (an RMW), this load must not be satisfied before it,
-     * or a waiter that registered in between would never be woken. */
-    if (atomic_load_explicit(&mb->waiters, memory_order_seq_cst) == NULL) {
+    if (!tr__mbox_has_waiters(mb)) {
         return NULL;
     }
-    return take_stack(&mb->waiters);
-}
-
-void
-tr__mbox_return_waiters(tr__mailbox *mb, tr__mnode *n)
-{
-    tr__mnode *first = NULL, *last = n, *next, *old;
-
-    if (n == NULL) {
-        return;
-    }
-    /* Reverse to newest first, the stack's order: with no registrations
-     * since the take, this rebuilds the stack exactly, so the next take
-     * returns the oldest first again. Registrations made meanwhile end up
-     * below the returned chain and are served after it; order among
-     * waiters is a courtesy, not a promise (a woken waiter retries). */
-    while (n != NULL) {
-        next = atomic_load_explicit(&n->next, memory_order_relaxed);
-        atomic_store_explicit(&n->next, first, memory_order_relaxed);
-        first = n;
-        n = next;
-    }
-    old = atomic_load_explicit(&mb->waiters, memory_order_relaxed);
-    do {
-        atomic_store_explicit(&last->next, old, memory_order_relaxed);
-        /* seq_cst on success: as push_stack. */
-    } while (!atomic_compare_exchange_weak_explicit(
-        &mb->waiters, &old, first, memory_order_seq_cst, memory_order_relaxed));
+    /* acquire: pairs with push_stack's release, so each record is visible. */
+    return atomic_exchange_explicit(&mb->waiters, NULL, memory_order_acquire);
 }
 
 tr__mnode *

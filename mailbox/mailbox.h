@@ -7,15 +7,16 @@
  *   bits 24..43  system messages admitted and not yet released
  *   bit  44      MUTE: the owner is muted and holds this token meanwhile
  *   bit  45      DEAD: the owner is ending; no admission succeeds
- *   bits 46..63  epoch: low bits of the owner's generation
+ *   bit  46      WAIT: the owner holds woken-later waiters (see core.h)
+ *   bits 47..63  epoch: low bits of the owner's generation
  *
  * Invariants:
  * - The user count never exceeds the capacity, except by admissions made
  *   with `force` (a cycle of muted actors is broken that way, counted).
  * - The owner is scheduled (queued, running, or parked muted) exactly when
- *   the token bits (user, system, MUTE) are nonzero. Whoever moves them from
- *   zero to nonzero schedules the owner; the consumer moves them back to zero
- *   only at the end of a turn, and then does not run the owner again.
+ *   the token bits (user, system, MUTE, WAIT) are nonzero. Whoever moves them
+ * from zero to nonzero schedules the owner; the consumer moves them back to
+ * zero only at the end of a turn, and then does not run the owner again.
  * - Admission is the linearization point of a send: an admission that saw
  *   the right epoch and no DEAD bit is counted, so the ending owner waits for
  *   its message (the producer pushes it right after) and dead-letters it.
@@ -46,8 +47,10 @@ typedef struct tr__mnode {
 #define TR__MB_SYS_MASK    (((UINT64_C(1) << 20) - 1) << TR__MB_SYS_SHIFT)
 #define TR__MB_MUTE        (UINT64_C(1) << 44)
 #define TR__MB_DEAD        (UINT64_C(1) << 45)
-#define TR__MB_EPOCH_SHIFT 46
-#define TR__MB_TOKENS      (TR__MB_USER_MASK | TR__MB_SYS_MASK | TR__MB_MUTE)
+#define TR__MB_WAIT        (UINT64_C(1) << 46)
+#define TR__MB_EPOCH_SHIFT 47
+#define TR__MB_TOKENS                                                          \
+    (TR__MB_USER_MASK | TR__MB_SYS_MASK | TR__MB_MUTE | TR__MB_WAIT)
 
 typedef struct tr__mailbox {
     /* Producers' cache line: the word and the tail they RMW. */
@@ -128,12 +131,10 @@ uint64_t tr__mbox_close(tr__mailbox *mb);
 
 /* Waiters: records of senders that found the lane full. */
 void tr__mbox_add_waiter(tr__mailbox *mb, tr__mnode *n);
-tr__mnode *tr__mbox_take_waiters(tr__mailbox *mb);
 
-/* Puts back waiters taken with tr__mbox_take_waiters and not woken (a list
- * oldest first, linked through next), so that the next take returns them
- * oldest first again. Any thread. */
-void tr__mbox_return_waiters(tr__mailbox *mb, tr__mnode *oldest_first);
+/* Takes every waiter registered so far, newest first, without reordering
+ * (O(1)). Any thread. */
+tr__mnode *tr__mbox_grab_waiters(tr__mailbox *mb);
 
 /* Consumer, after releasing counts: whether anyone waits for room. seq_cst:
  * the consumer's load in the Dekker pair described in mailbox.c (admit),

@@ -89,7 +89,7 @@ test_open_sets_epoch(void **state)
     assert_int_equal(tr__mbox_word(&f->mb), tr__mb_epoch_bits(5));
     assert_null(tr__mbox_pop(&f->mb));
     assert_null(tr__mbox_take_sys(&f->mb));
-    assert_null(tr__mbox_take_waiters(&f->mb));
+    assert_null(tr__mbox_grab_waiters(&f->mb));
 }
 
 static void
@@ -409,27 +409,28 @@ test_waiters(void **state)
 
     tr__mbox_open(&f->mb, 1, 1);
     assert_false(tr__mbox_has_waiters(&f->mb));
-    assert_null(tr__mbox_take_waiters(&f->mb));
+    assert_null(tr__mbox_grab_waiters(&f->mb));
     for (i = 0; i < 5; i++) {
         tr__mbox_add_waiter(&f->mb, &f->items[i].node);
         assert_true(tr__mbox_has_waiters(&f->mb));
     }
-    n = tr__mbox_take_waiters(&f->mb);
+    /* One exchange takes them all, newest first (no reordering pass). */
+    n = tr__mbox_grab_waiters(&f->mb);
     assert_false(tr__mbox_has_waiters(&f->mb));
     for (i = 0; i < 5; i++) {
-        assert_int_equal(seq_of(n), i);
+        assert_int_equal(seq_of(n), 4 - i);
         n = next_of(n);
     }
     assert_null(n);
-    assert_null(tr__mbox_take_waiters(&f->mb));
+    assert_null(tr__mbox_grab_waiters(&f->mb));
     /* Waiters are not messages: the word never moved. */
     assert_int_equal(tr__mbox_word(&f->mb), tr__mb_epoch_bits(1));
 
     tr__mbox_add_waiter(&f->mb, &f->items[7].node);
-    n = tr__mbox_take_waiters(&f->mb);
+    n = tr__mbox_grab_waiters(&f->mb);
     assert_int_equal(seq_of(n), 7);
     assert_null(next_of(n));
-    assert_null(tr__mbox_take_waiters(&f->mb));
+    assert_null(tr__mbox_grab_waiters(&f->mb));
 }
 
 static void
