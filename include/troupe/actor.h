@@ -176,9 +176,12 @@ TR_EXTERN tr_status tr_send_move_rt(tr_runtime *rt, tr_ref to, uint32_t type,
  * size, or the request's size did not match the handler's type);
  * TR_EUNHANDLED (no handler); TR_EDEAD (the actor ended before replying);
  * TR_EFULL (the receiver's overflow policy refused or dropped the request);
- * TR_ESTATE (called from a handler, where it would block a worker).
- * Each call receives its reply through a short-lived internal actor, which
- * tr_stats.spawned counts. Thread-safe: yes. */
+ * TR_ELIMIT (max_actors alive: see below); TR_ESTATE (called from a
+ * handler, where it would block a worker).
+ * Each call receives its reply through a short-lived internal actor: it
+ * is the request's sender (what the handler's tr_sender() returns), it
+ * takes an actor slot while the call lasts, and tr_stats counts it (one
+ * spawn; the reply as one message sent and handled). Thread-safe: yes. */
 TR_EXTERN tr_status tr_ask_wait(tr_runtime *rt, tr_ref to, uint32_t type,
                                 const void *data, size_t len, void *reply,
                                 size_t reply_len, uint32_t timeout_ms);
