@@ -725,9 +725,15 @@ tr_version(void)
 #define TR__STR_(x) #x
 #define TR__STR(x)  TR__STR_(x)
 
+#define TR__VERSION_BASE                                                       \
+    TR__STR(TR_VERSION_MAJOR)                                                  \
+    "." TR__STR(TR_VERSION_MINOR) "." TR__STR(TR_VERSION_PATCH)
+
 const char *
 tr_version_string(void)
 {
-    return TR__STR(TR_VERSION_MAJOR) "." TR__STR(TR_VERSION_MINOR) "." TR__STR(
-        TR_VERSION_PATCH) "-" TR_VERSION_SUFFIX;
+    /* "major.minor.patch", with "-suffix" only when there is one. */
+    return sizeof(TR_VERSION_SUFFIX) > 1 ? TR__VERSION_BASE
+               "-" TR_VERSION_SUFFIX
+                                         : TR__VERSION_BASE;
 }
