@@ -70,3 +70,20 @@ function(tr_add_example dir)
         add_subdirectory("${dir}")
     endif()
 endfunction()
+
+# tr_add_example_test(<target> [ARGS args...] [PASS regex])
+#
+# Runs an example's program as a test (label "example") when the target
+# exists; PASS, when given, must match its output as well.
+function(tr_add_example_test target)
+    cmake_parse_arguments(ARG "" "PASS" "ARGS" ${ARGN})
+    if(NOT TARGET ${target})
+        return()
+    endif()
+    add_test(NAME example_${target} COMMAND ${target} ${ARG_ARGS})
+    set_tests_properties(example_${target} PROPERTIES LABELS example TIMEOUT 120)
+    if(ARG_PASS)
+        set_tests_properties(example_${target} PROPERTIES
+            PASS_REGULAR_EXPRESSION "${ARG_PASS}")
+    endif()
+endfunction()
