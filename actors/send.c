@@ -364,11 +364,17 @@ tr__mute(tr_runtime *rt, tr__actor *a, uint64_t *consumed, uint32_t freed)
     tr__mbox_add(&a->mb, (uint64_t)0 - *consumed);
     *consumed = 0;
     /* Room made this turn goes to waiters now: after a muted park only a
-     * waker runs us again. (After the release: the Dekker pair.) While
-     * muted we hold MUTE, so wpriv left over stays ours; WAIT is settled
-     * at the end of the turn that runs us again. */
+     * waker runs us again. (After the release: the Dekker pair.) Those not
+     * woken stay in wpriv, and then we hold WAIT like any owner with
+     * waiters in hand, so the turn that finally lets us go idle wakes them
+     * (turn_end relies on WAIT meaning wpriv is not empty). We own the
+     * mailbox here: MUTE keeps the tokens nonzero. */
     if (freed > 0) {
         tr__owner_wake(rt, a, freed);
+        if (a->wpriv != NULL && !(a->lflags & TR__L_WAIT_HELD)) {
+            tr__mbox_add(&a->mb, TR__MB_WAIT);
+            a->lflags |= TR__L_WAIT_HELD;
+        }
     }
     for (;;) {
         tr__actor *t;

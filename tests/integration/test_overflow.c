@@ -731,6 +731,79 @@ test_self_flood_completes(void **state)
     assert_int_equal(it_stats(g_rt).dead_letters, 0);
 }
 
+/* A receiver that mutes, twice, while senders wait on it for room: every
+ * message still arrives. B has capacity 1; it mutes on jam 1, three
+ * senders fill it and mute on it, jam 1 stops, B's next handler mutes it
+ * on jam 2, and when jam 2 stops B must have let all of them through.
+ * (The interleaving where a muting receiver is left holding several woken-
+ * later waiters when it goes idle is timing-dependent; the mute_cycles
+ * stress test is what exercises it.) */
+enum { MSG_MR_DATA = 300, MSG_MR_GO };
+
+static _Atomic uint32_t g_mr_got;
+static tr_ref g_mr_jam[2], g_mr_b;
+
+static tr_status
+mr_b_data(tr_cx *cx, void *self, const uint32_t *v)
+{
+    uint32_t k = IT_INC(g_mr_got);
+
+    (void)self;
+    (void)v;
+    if (k < 2) {
+        /* The first two: send to a jam, which is full: held, muted. */
+        TR_ASSERT_STATUS(tr_send(cx, g_mr_jam[k], IT_MSG_HOLD, NULL, 0),
+                         TR_PENDING);
+    }
+    return TR_OK;
+}
+
+TR_ACTOR(mr_receiver, char, TR_ON(MSG_MR_DATA, uint32_t, mr_b_data));
+
+static tr_status
+mr_sender_go(tr_cx *cx, void *self, const uint32_t *n)
+{
+    (void)self;
+    for (uint32_t i = 0; i < *n; i++) {
+        tr_status st = tr_send(cx, g_mr_b, MSG_MR_DATA, &i, sizeof i);
+
+        assert_true(st == TR_OK || st == TR_PENDING);
+    }
+    return TR_OK;
+}
+
+TR_ACTOR(mr_sender, char, TR_ON(MSG_MR_GO, uint32_t, mr_sender_go));
+
+static void
+test_muting_receiver_wakes_every_waiter(void **state)
+{
+    uint32_t zero = 0, two = 2, one = 1;
+    tr_ref s[3];
+
+    (void)state;
+    IT_STORE(g_mr_got, 0);
+    g_rt = it_runtime(1, NULL);
+    g_mr_jam[0] = it_jam_start(g_rt);
+    g_mr_jam[1] = it_jam_start(g_rt);
+    g_mr_b = it_spawn(g_rt, &mr_receiver, 1, 1, TR_BACKPRESSURE);
+    for (int i = 0; i < 3; i++) {
+        s[i] = it_spawn(g_rt, &mr_sender, 0, 0, TR_BACKPRESSURE);
+    }
+    TR_ASSERT_OK(tr_send(g_rt, g_mr_b, MSG_MR_DATA, &zero, sizeof zero));
+    IT_WAIT_UNTIL(IT_LOAD(g_mr_got) == 1); /* B is muted on jam 1 */
+    /* s[0] fills B and is held on its second send; s[1] and s[2] are held
+     * on their first: three waiters on B. */
+    TR_ASSERT_OK(tr_send(g_rt, s[0], MSG_MR_GO, &two, sizeof two));
+    TR_ASSERT_OK(tr_send(g_rt, s[1], MSG_MR_GO, &one, sizeof one));
+    TR_ASSERT_OK(tr_send(g_rt, s[2], MSG_MR_GO, &one, sizeof one));
+    IT_WAIT_UNTIL(it_stats(g_rt).held >= 4); /* B's and the three */
+    TR_ASSERT_OK(tr_stop(g_rt, g_mr_jam[0]));
+    IT_WAIT_UNTIL(IT_LOAD(g_mr_got) == 2); /* B is muted on jam 2 */
+    it_sleep_ms(20);
+    TR_ASSERT_OK(tr_stop(g_rt, g_mr_jam[1]));
+    IT_WAIT_UNTIL(IT_LOAD(g_mr_got) == 1 + 4);
+}
+
 /* DESIGN.md: a cycle of muted actors is found and resolved, "never by
  * hanging" -- whatever its length. Here 5000 actors of capacity 1 each
  * flood the next one around a ring. All are kicked from one handler on the
@@ -991,6 +1064,7 @@ main(void)
         T(test_outbox_limit),
         T(test_mutual_flood_cycle_completes),
         T(test_self_flood_completes),
+        T(test_muting_receiver_wakes_every_waiter),
         T(test_long_cycle_completes),
         T(test_held_sends_of_ending_actor),
         T(test_dead_letter_subscribe),
