@@ -119,9 +119,16 @@ spawn(tr_runtime *rt, tr__actor *parent, const tr_behavior *b,
         return TR_EINVAL;
     }
     o = o ? o : &none;
-    capacity = o->capacity ? o->capacity : rt->cfg.mailbox_capacity;
-    policy =
-        o->set_overflow ? (uint32_t)o->overflow : (uint32_t)rt->cfg.overflow;
+    if (o->mailbox != NULL) {
+        capacity = o->mailbox->capacity;
+        policy = (uint32_t)o->mailbox->overflow;
+        if (capacity == 0) {
+            return TR_EINVAL;
+        }
+    } else {
+        capacity = rt->cfg.mailbox_capacity;
+        policy = (uint32_t)rt->cfg.overflow;
+    }
     if (capacity > TR_MAILBOX_MAX_CAPACITY || policy > TR_FAIL ||
         (o->arg == NULL && o->arg_len > 0)) {
         return TR_EINVAL;

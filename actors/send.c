@@ -669,6 +669,9 @@ port_terminate(tr_cx *cx, port *self, const tr_reason *why)
     return TR_OK;
 }
 
+/* Room for the reply; a second one is dropped and counted. */
+static const tr_mailbox_opts port_mailbox = {4, TR_DROP_NEWEST};
+
 TR_ACTOR(tr__port, port, TR_ON_INIT(ask_ptr, port_init),
          TR_ON_BYTES(TR_MSG_REPLY, port_reply),
          TR_ON_TERMINATE(port_terminate));
@@ -710,9 +713,7 @@ tr_ask_wait(tr_runtime *rt, tr_ref to, uint32_t type, const void *data,
     atomic_init(&w->refs, 2);
     po.arg = &w;
     po.arg_len = sizeof w;
-    po.capacity = 4;
-    po.overflow = TR_DROP_NEWEST; /* a second reply is dropped, counted */
-    po.set_overflow = 1;
+    po.mailbox = &port_mailbox;
     st = tr_spawn_rt(rt, &tr__port, &po, &pref);
     if (st != TR_OK) {
         atomic_store_explicit(&w->refs, 1, memory_order_relaxed);

@@ -484,11 +484,8 @@ run_trial(tr_overflow policy, struct trial *t, tr_stats *stats)
     tr_config cfg = {
         .workers = 1, .dead_letter_fn = on_dead_letter, .dead_letter_arg = t};
     struct receiver_arg ra = {t};
-    tr_spawn_opts ro = {.arg = &ra,
-                        .arg_len = sizeof ra,
-                        .capacity = CAPACITY,
-                        .overflow = policy,
-                        .set_overflow = 1};
+    tr_mailbox_opts mailbox = {CAPACITY, policy};
+    tr_spawn_opts ro = {.arg = &ra, .arg_len = sizeof ra, .mailbox = &mailbox};
     struct sender_arg sa = {.t = t};
     tr_spawn_opts so = {.arg = &sa, .arg_len = sizeof sa};
     tr_runtime *rt;

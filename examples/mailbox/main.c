@@ -154,11 +154,9 @@ run(tr_overflow policy, struct report *rep)
     tr_config cfg = {
         .workers = 1, .dead_letter_fn = on_dead_letter, .dead_letter_arg = rep};
     struct receiver_arg ra = {rep};
-    tr_spawn_opts ropts = {.arg = &ra,
-                           .arg_len = sizeof ra,
-                           .capacity = CAPACITY,
-                           .overflow = policy,
-                           .set_overflow = 1};
+    tr_mailbox_opts mailbox = {CAPACITY, policy};
+    tr_spawn_opts ropts = {
+        .arg = &ra, .arg_len = sizeof ra, .mailbox = &mailbox};
     struct sender_arg sa = {.rep = rep};
     tr_spawn_opts sopts = {.arg = &sa, .arg_len = sizeof sa};
     tr_runtime *rt;

@@ -109,19 +109,18 @@ typedef struct tr_spawn_opts {
     /* Argument for the init hook, copied; NULL/0 for none. */
     const void *arg;
     size_t arg_len;
-    /* Mailbox capacity; 0: the runtime's default. */
-    uint32_t capacity;
-    /* Overflow policy; used only when `set_overflow` is nonzero, otherwise
-     * the runtime's default applies. */
-    tr_overflow overflow;
-    int set_overflow;
+    /* The mailbox; NULL: the runtime's defaults (tr_config.mailbox_capacity
+     * and .overflow). For example:
+     *   &(tr_spawn_opts){.mailbox = &(tr_mailbox_opts){16, TR_REJECT}} */
+    const tr_mailbox_opts *mailbox;
 } tr_spawn_opts;
 
 /* Spawns an actor of behavior `b` (opts NULL: defaults) and writes its ref
  * to *out. The actor runs its init hook on a worker before any message.
  * Errors (nothing is spawned, *out unchanged): TR_EINVAL (NULL b or out, a
- * malformed behavior, capacity above TR_MAILBOX_MAX_CAPACITY, an unknown
- * policy, an argument without an init hook or of the wrong size),
+ * malformed behavior, a mailbox with capacity 0 or above
+ * TR_MAILBOX_MAX_CAPACITY or an unknown overflow policy, an argument
+ * without an init hook or of the wrong size),
  * TR_EMSGSIZE (argument over max_payload), TR_ENOMEM, TR_ELIMIT (max_actors
  * alive), TR_ESHUTDOWN. Thread-safe: yes. */
 #define tr_spawn(from, ...) TR__FROM(from, tr_spawn)(from, __VA_ARGS__)

@@ -29,6 +29,14 @@ typedef enum tr_overflow {
     TR_FAIL,
 } tr_overflow;
 
+/* A mailbox's settings, given to a spawn (tr_spawn_opts.mailbox). Both
+ * fields are used as given: capacity 0 is invalid, and overflow 0 is
+ * TR_BACKPRESSURE. The runtime copies the struct during the call. */
+typedef struct tr_mailbox_opts {
+    uint32_t capacity;    /* 1..TR_MAILBOX_MAX_CAPACITY */
+    tr_overflow overflow; /* what a sender sees when the user lane is full */
+} tr_mailbox_opts;
+
 /* The largest mailbox capacity. */
 #define TR_MAILBOX_MAX_CAPACITY ((1u << 24) - 1)
 

@@ -293,12 +293,12 @@ static inline tr_ref
 it_spawn(tr_runtime *rt, const tr_behavior *b, uint32_t capacity,
          int set_overflow, tr_overflow overflow)
 {
+    tr_mailbox_opts mb = {capacity, set_overflow ? overflow : TR_BACKPRESSURE};
     tr_spawn_opts o = {0};
     tr_ref r = TR_NOREF;
 
-    o.capacity = capacity;
-    o.set_overflow = set_overflow;
-    o.overflow = overflow;
+    /* Neither set: the runtime's defaults. */
+    o.mailbox = capacity != 0 || set_overflow ? &mb : NULL;
     TR_ASSERT_OK(tr_spawn(rt, b, &o, &r));
     assert_false(tr_ref_is_none(r));
     return r;

@@ -521,13 +521,13 @@ test_spawn_errors(void **state)
     /* A NULL argument with a length. */
     o.arg_len = sizeof a;
     EXPECT_SPAWN(&init_actor, &o, TR_EINVAL);
-    /* Capacity and policy out of range. */
+    /* Capacity 0, capacity and policy out of range. */
     o = (tr_spawn_opts){0};
-    o.capacity = TR_MAILBOX_MAX_CAPACITY + 1;
+    o.mailbox = &(tr_mailbox_opts){0, TR_BACKPRESSURE};
     EXPECT_SPAWN(&probe_actor, &o, TR_EINVAL);
-    o = (tr_spawn_opts){0};
-    o.set_overflow = 1;
-    o.overflow = (tr_overflow)(TR_FAIL + 1);
+    o.mailbox = &(tr_mailbox_opts){TR_MAILBOX_MAX_CAPACITY + 1, TR_REJECT};
+    EXPECT_SPAWN(&probe_actor, &o, TR_EINVAL);
+    o.mailbox = &(tr_mailbox_opts){1, (tr_overflow)(TR_FAIL + 1)};
     EXPECT_SPAWN(&probe_actor, &o, TR_EINVAL);
     /* An argument over max_payload (16 here). */
     o = (tr_spawn_opts){0};
@@ -541,11 +541,11 @@ test_spawn_errors(void **state)
 
     /* The limits themselves are fine. */
     o = (tr_spawn_opts){0};
-    o.capacity = TR_MAILBOX_MAX_CAPACITY;
-    o.set_overflow = 1;
-    o.overflow = TR_FAIL;
+    o.mailbox = &(tr_mailbox_opts){TR_MAILBOX_MAX_CAPACITY, TR_FAIL};
     TR_ASSERT_OK(tr_spawn(g_rt, &probe_actor, &o, &r));
-    assert_int_equal(it_stats(g_rt).spawned, 1);
+    o.mailbox = &(tr_mailbox_opts){1, TR_BACKPRESSURE};
+    TR_ASSERT_OK(tr_spawn(g_rt, &probe_actor, &o, &r));
+    assert_int_equal(it_stats(g_rt).spawned, 2);
 }
 
 static _Atomic uint32_t g_fail_terms, g_fail_handled;

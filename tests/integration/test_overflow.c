@@ -679,9 +679,7 @@ spawn_flooder(uint32_t id, uint32_t cap)
 
     o.arg = &id;
     o.arg_len = sizeof id;
-    o.capacity = cap;
-    o.set_overflow = 1;
-    o.overflow = TR_BACKPRESSURE;
+    o.mailbox = &(tr_mailbox_opts){cap, TR_BACKPRESSURE};
     TR_ASSERT_OK(tr_spawn(g_rt, &flooder, &o, &r));
     return r;
 }
