@@ -169,7 +169,8 @@ spawn(tr_runtime *rt, tr__actor *parent, const tr_behavior *b,
     wake_shared(rt, a);
     a->beh = b;
     a->state = self_state;
-    atomic_store_explicit(&a->policy, (uint8_t)policy, memory_order_relaxed);
+    /* release: see tr__actor.policy. */
+    atomic_store_explicit(&a->policy, (uint8_t)policy, memory_order_release);
     a->lflags = 0;
     a->outbox = (tr__outbox){0};
     a->wpriv = NULL;
@@ -322,6 +323,7 @@ handle_sys(tr_cx *cx, tr__msg *m)
         tr_status st = TR_OK;
 
         if (init != NULL) {
+            m->type = TR_MSG_INIT; /* what tr_msg_type() shows the hook */
             cx->msg = m;
             st = init->fn(cx, a->state, m->len ? m->data : NULL);
             cx->msg = NULL;
@@ -410,7 +412,7 @@ end(tr_cx *cx, uint64_t consumed)
             (void)term->fn(cx, a->state, &a->reason);
         }
     }
-    tr__outbox_drop(rt, a);
+    tr__outbox_force(rt, a);
     if (a->lflags & TR__L_MUTE_HELD) {
         consumed += TR__MB_MUTE;
     }
@@ -540,7 +542,11 @@ tr__run(void *ctx, tr__worker *w, tr__task *item)
         tr__mute(rt, a, &consumed, 0)) {
         goto out; /* parked muted; no longer ours */
     }
-    while (!(a->lflags & TR__L_ENDING) && n < budget) {
+    /* A system message that arrives meanwhile (a stop) ends the turn after
+     * the message being handled, so it is handled next rather than after
+     * the budget. relaxed: a hint; the next turn takes the lane properly. */
+    while (!(a->lflags & TR__L_ENDING) && n < budget &&
+           atomic_load_explicit(&a->mb.sys, memory_order_relaxed) == NULL) {
         tr__mnode *m =
             drop_oldest ? tr__mbox_pop_locked(&a->mb) : tr__mbox_pop(&a->mb);
 

@@ -38,6 +38,8 @@ typedef struct tr__msg {
     tr_ref from;
     tr_ref to;
     uint64_t corr;      /* nonzero: a request that expects a reply */
+    uint64_t deadline;  /* CLOCK_MONOTONIC ns after which nobody waits for
+                           it (an ask's); 0: none */
     uint32_t len;       /* at most tr_config.max_payload */
     uint32_t small;     /* 1: a TR__MSG_SMALL block, cacheable */
     void *data;         /* inline_ or a moved buffer */
@@ -94,10 +96,11 @@ typedef struct tr__actor {
                                   waits on, 0 when none; the owner stores,
                                   cycle walkers load */
     uint32_t slot;             /* set once with the chunk */
-    /* tr_overflow; the spawner stores it before publishing the mailbox
-     * epoch, senders load it after an admission that saw that epoch. Atomic
-     * (relaxed) because a stale sender may load it while a re-spawn of the
-     * slot stores it; that sender's next step then fails on the epoch. */
+    /* tr_overflow; the spawner stores it (release) before publishing the
+     * mailbox epoch; a sender whose admission found the lane full loads it
+     * (acquire) and then re-checks the generation: the actor may have ended
+     * and its slot been re-spawned since, and a policy read from the new
+     * actor then shows with its newer generation (see tr__deliver). */
     _Atomic uint8_t policy;
     uint8_t lflags;         /* TR__L_*; owner */
     const tr_behavior *beh; /* owner (set by the spawner before) */
@@ -235,6 +238,10 @@ void tr__dead_letter(tr_runtime *rt, tr__msg *m, tr_status reason);
  * error `st` now rather than at its deadline. Any thread. */
 void tr__reply_error(tr_runtime *rt, const tr__msg *m, tr_status st);
 
+/* The actor whose handler the calling thread is running for rt, or NULL: a
+ * handler that calls an _rt form acts as itself. */
+tr__actor *tr__current_actor(tr_runtime *rt);
+
 /* ---- message (actor.c) ------------------------------------------------- */
 
 tr__msg *tr__msg_new(tr_runtime *rt, size_t len);
@@ -289,7 +296,8 @@ void tr__owner_wake(tr_runtime *rt, tr__actor *a, uint32_t max);
  * empty or `max` are woken; frees them; returns how many. Any thread. */
 #define TR__WAKE_ALL UINT32_MAX
 uint32_t tr__wake_chain(tr_runtime *rt, tr__mnode **chain, uint32_t max);
-/* Dead-letters every held send of an ending actor. */
-void tr__outbox_drop(tr_runtime *rt, tr__actor *a);
+/* Delivers every held send of an ending actor, past capacity if need be
+ * (counted in overcommits): TR_PENDING meant accepted. */
+void tr__outbox_force(tr_runtime *rt, tr__actor *a);
 
 #endif

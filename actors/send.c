@@ -118,9 +118,14 @@ deliver_blocking(tr_runtime *rt, tr__actor *a, tr__msg *m)
 {
     uint64_t deadline =
         tr__now_ns() + (uint64_t)rt->cfg.send_timeout_ms * 1000000u;
-    tr__thread_waiter *tw = tr__alloc(sizeof *tw);
+    tr__thread_waiter *tw;
     tr_status st = TR_ETIMEDOUT;
 
+    /* An ask waits no longer in its send than it would for its reply. */
+    if (m->deadline != 0 && m->deadline < deadline) {
+        deadline = m->deadline;
+    }
+    tw = tr__alloc(sizeof *tw);
     if (tw == NULL) {
         return TR_ENOMEM;
     }
@@ -167,6 +172,7 @@ tr__deliver(tr_runtime *rt, tr__actor *self, tr__msg *m, tr__mode mode)
     tr__mnode *oldest = NULL;
     tr_ref to = m->to;
     uint64_t w;
+    uint32_t policy;
     tr__admit r;
 
     if (mode == TR__FROM_ACTOR && self->outbox.n > 0) {
@@ -192,8 +198,16 @@ tr__deliver(tr_runtime *rt, tr__actor *self, tr__msg *m, tr__mode mode)
         tr__dead_letter(rt, m, TR_EDEAD);
         return TR_EDEAD;
     }
-    /* Full: the receiver's policy decides (see tr__actor.policy). */
-    switch (atomic_load_explicit(&a->policy, memory_order_relaxed)) {
+    /* Full: the receiver's policy decides. acquire, then the generation:
+     * a policy stored by a later spawn of this slot carries that spawn's
+     * generation with it (see tr__actor.policy), so the receiver we were
+     * refused by has ended and the send is to a dead actor. */
+    policy = atomic_load_explicit(&a->policy, memory_order_acquire);
+    if (atomic_load_explicit(&a->gen, memory_order_acquire) != to.gen_) {
+        tr__dead_letter(rt, m, TR_EDEAD);
+        return TR_EDEAD;
+    }
+    switch (policy) {
     case TR_REJECT:
         if (mode == TR__TRY || mode == TR__FLUSH) {
             break; /* nobody to hand TR_EFULL to: dead-letter below */
@@ -253,6 +267,8 @@ tr__deliver(tr_runtime *rt, tr__actor *self, tr__msg *m, tr__mode mode)
 
 /* ---- Held sends and muting --------------------------------------------- */
 
+static void force_first(tr_runtime *rt, tr__actor *a);
+
 bool
 tr__outbox_flush(tr_runtime *rt, tr__actor *a)
 {
@@ -277,10 +293,10 @@ tr__outbox_flush(tr_runtime *rt, tr__actor *a)
 }
 
 void
-tr__outbox_drop(tr_runtime *rt, tr__actor *a)
+tr__outbox_force(tr_runtime *rt, tr__actor *a)
 {
     while (a->outbox.head != NULL) {
-        tr__dead_letter(rt, outbox_shift(a), TR_ECANCELED);
+        force_first(rt, a);
     }
 }
 
@@ -330,8 +346,10 @@ in_cycle(tr_runtime *rt, tr__actor *a, uint64_t self)
     return false;
 }
 
-/* Breaks a cycle of muted actors: the first held send goes in past its
- * receiver's capacity (counted), so that receiver can run again. */
+/* Delivers the first held send past its receiver's capacity (counted in
+ * overcommits): to break a cycle of muted actors, and for the held sends of
+ * an actor that ends (they were accepted; the sender's end does not take
+ * that back). A dead receiver dead-letters it. */
 static void
 force_first(tr_runtime *rt, tr__actor *a)
 {
@@ -432,7 +450,7 @@ check_send(tr_runtime *rt, uint32_t type, const void *data, size_t len)
 }
 
 /* The handler context of the calling thread if it is running a turn of
- * rt's, else NULL: a handler that calls the _rt form acts as itself. */
+ * rt's, else NULL. */
 static tr_cx *
 current_cx(tr_runtime *rt)
 {
@@ -442,6 +460,14 @@ current_cx(tr_runtime *rt)
         return *tr__worker_user(w);
     }
     return NULL;
+}
+
+tr__actor *
+tr__current_actor(tr_runtime *rt)
+{
+    tr_cx *cx = current_cx(rt);
+
+    return cx ? cx->self : NULL;
 }
 
 /* Sends a built message. Frees it on the statuses where the caller keeps
@@ -571,8 +597,8 @@ tr_reply(tr_cx *cx, const void *data, size_t len)
     tr__msg *req, *m;
 
     if (cx == NULL || cx->msg == NULL || tr_ref_is_none(cx->msg->from) ||
-        (data == NULL && len > 0)) {
-        return TR_EINVAL;
+        cx->msg->type >= TR_MSG_RESERVED || (data == NULL && len > 0)) {
+        return TR_EINVAL; /* nothing to reply to, or a hook's message */
     }
     if (len > cx->rt->cfg.max_payload) {
         return TR_EMSGSIZE;
@@ -624,11 +650,16 @@ ask_put(ask_wait *w)
     }
 }
 
-static void
+/* Ends the wait with `st` and the reply, unless it already ended (timed
+ * out, or answered); returns whether this call ended it. */
+static bool
 ask_finish(ask_wait *w, tr_status st, const void *data, size_t len)
 {
+    bool first;
+
     pthread_mutex_lock(&w->lock);
-    if (!w->done) {
+    first = !w->done;
+    if (first) {
         w->done = true;
         if (st == TR_OK && len != w->len) {
             st = TR_EBADMSG;
@@ -640,6 +671,7 @@ ask_finish(ask_wait *w, tr_status st, const void *data, size_t len)
         pthread_cond_signal(&w->cond);
     }
     pthread_mutex_unlock(&w->lock);
+    return first;
 }
 
 static tr_status
@@ -653,7 +685,21 @@ port_init(tr_cx *cx, port *self, const ask_ptr *w)
 static tr_status
 port_reply(tr_cx *cx, port *self, const void *data)
 {
-    ask_finish(self->w, cx->msg->status, data, cx->msg->len);
+    if (!ask_finish(self->w, cx->msg->status, data, cx->msg->len)) {
+        /* Late: the caller gave up. Dead-letter a copy (the handled message
+         * itself is freed when this returns). */
+        tr__msg *late = tr__msg_new(cx->rt, cx->msg->len);
+
+        if (late != NULL) {
+            late->type = cx->msg->type;
+            late->from = cx->msg->from;
+            late->to = cx->msg->to;
+            if (cx->msg->len > 0) {
+                memcpy(late->data, data, cx->msg->len);
+            }
+            tr__dead_letter(cx->rt, late, TR_ETIMEDOUT);
+        }
+    }
     return tr_exit(cx, 0, NULL);
 }
 
@@ -729,6 +775,8 @@ tr_ask_wait(tr_runtime *rt, tr_ref to, uint32_t type, const void *data,
     m->from = pref;
     m->to = to;
     m->corr = 1; /* one request per port: any nonzero id marks a request */
+    deadline = tr__now_ns() + (uint64_t)timeout_ms * 1000000u;
+    m->deadline = deadline; /* the whole call, send included */
     if (len > 0) {
         memcpy(m->data, data, len);
     }
@@ -736,7 +784,6 @@ tr_ask_wait(tr_runtime *rt, tr_ref to, uint32_t type, const void *data,
     if (st < 0) {
         goto out_stop;
     }
-    deadline = tr__now_ns() + (uint64_t)timeout_ms * 1000000u;
     ts.tv_sec = (time_t)(deadline / 1000000000u);
     ts.tv_nsec = (long)(deadline % 1000000000u);
     pthread_mutex_lock(&w->lock);

@@ -239,13 +239,13 @@ tr_runtime_stats(tr_runtime *rt, tr_stats *out)
 
 /* ---- Dead letters ------------------------------------------------------ */
 
-void
-tr__dead_letter(tr_runtime *rt, tr__msg *m, tr_status reason)
+/* Counts a dead letter and shows it to the callback. */
+static void
+dl_notify(tr_runtime *rt, const tr__msg *m, tr_status reason)
 {
     /* acquire: pairs with the release in subscribe, so the record's fields
      * are visible. */
     tr__dl_sub *sub = atomic_load_explicit(&rt->dl_sub, memory_order_acquire);
-    uint64_t fwd = atomic_load_explicit(&rt->dl_forward, memory_order_relaxed);
     tr_dead_letter dl = {m->from, m->to, m->type, reason, m->data, m->len};
 
     TR__COUNT(rt, dead_letters, 1);
@@ -255,11 +255,19 @@ tr__dead_letter(tr_runtime *rt, tr__msg *m, tr_status reason)
     if (sub != NULL && sub->fn != NULL) {
         sub->fn(sub->arg, &dl);
     }
+}
+
+void
+tr__dead_letter(tr_runtime *rt, tr__msg *m, tr_status reason)
+{
+    uint64_t fwd = atomic_load_explicit(&rt->dl_forward, memory_order_relaxed);
+    tr_dead_letter dl = {m->from, m->to, m->type, reason, NULL, m->len};
+
+    dl_notify(rt, m, reason);
     if (fwd != 0 && m->type != TR_MSG_DEAD_LETTER) {
         tr__msg *f = tr__msg_new(rt, sizeof dl);
 
         if (f != NULL) {
-            dl.data = NULL;
             memcpy(f->data, &dl, sizeof dl);
             f->type = TR_MSG_DEAD_LETTER;
             f->to = tr__ref_unpack(rt, fwd);
@@ -315,8 +323,8 @@ tr_dead_letters_subscribe(tr_runtime *rt, tr_dead_letter_fn fn, void *arg)
 tr_status
 tr_dead_letters_forward(tr_runtime *rt, tr_ref to)
 {
-    if (rt == NULL) {
-        return TR_EINVAL;
+    if (rt == NULL || (!tr_ref_is_none(to) && to.node_ != rt->node)) {
+        return TR_EINVAL; /* only an actor of this runtime can subscribe */
     }
     /* relaxed: the ref is a plain value. */
     atomic_store_explicit(&rt->dl_forward,
@@ -608,7 +616,10 @@ timer_fire(void *ctx, void *ud)
     tr_status st;
 
     if (m == NULL) {
-        return true; /* try again next period; a one-shot is lost: count */
+        /* This firing's message is lost: a dead letter like any other
+         * (an interval tries again next period). */
+        dl_notify(rt, proto, TR_ENOMEM);
+        return true;
     }
     m->type = proto->type;
     m->from = proto->from;
@@ -681,7 +692,8 @@ tr_send_after_rt(tr_runtime *rt, tr_ref to, uint32_t type, const void *data,
     if (rt == NULL) {
         return TR_EINVAL;
     }
-    return send_after(rt, NULL, to, type, data, len, delay_ms, 0, out);
+    return send_after(rt, tr__current_actor(rt), to, type, data, len, delay_ms,
+                      0, out);
 }
 
 tr_status
@@ -702,7 +714,8 @@ tr_send_every_rt(tr_runtime *rt, tr_ref to, uint32_t type, const void *data,
     if (rt == NULL || period_ms == 0) {
         return TR_EINVAL;
     }
-    return send_after(rt, NULL, to, type, data, len, period_ms, period_ms, out);
+    return send_after(rt, tr__current_actor(rt), to, type, data, len, period_ms,
+                      period_ms, out);
 }
 
 tr_status

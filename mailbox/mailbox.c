@@ -7,10 +7,13 @@
 void
 tr__mbox_open(tr__mailbox *mb, uint32_t gen, uint32_t capacity)
 {
+    /* `waiters` is left alone: a stale sender may register between the
+     * previous owner's last wake-up and this open; its record stays for the
+     * new owner to wake (harmlessly: it retries and finds its actor gone)
+     * or for the runtime's destroy to free. Clearing it here leaked it. */
     atomic_store_explicit(&mb->stub.next, NULL, memory_order_relaxed);
     atomic_store_explicit(&mb->tail, &mb->stub, memory_order_relaxed);
     atomic_store_explicit(&mb->sys, NULL, memory_order_relaxed);
-    atomic_store_explicit(&mb->waiters, NULL, memory_order_relaxed);
     atomic_store_explicit(&mb->capacity, capacity, memory_order_relaxed);
     mb->head = &mb->stub;
     /* release: publishes the reset lanes above to any producer whose

@@ -86,8 +86,9 @@ tr__mb_epoch_bits(uint32_t gen)
 }
 
 /* Sets up an empty mailbox for an owner of generation `gen`, or reopens a
- * drained one for the next owner of its slot. Not concurrent with anything
- * but admissions, which it makes fail until it publishes the epoch. */
+ * drained one for the next owner of its slot (the memory must start
+ * zeroed). Not concurrent with anything but admissions, which it makes fail
+ * until it publishes the epoch, and waiter registrations, which it keeps. */
 void tr__mbox_open(tr__mailbox *mb, uint32_t gen, uint32_t capacity);
 
 /* Counts one user message in, unless full (force: admit past capacity) or

@@ -10,7 +10,8 @@
  * `tr_runtime *` from a thread outside the runtime (no sender; a full
  * backpressure mailbox blocks the thread up to the send timeout). Both
  * spellings are one call: tr_send(cx, ...) in a handler, tr_send(rt, ...)
- * in main(). */
+ * in main(). A handler that calls the tr_runtime * form acts as its actor
+ * all the same (it is the sender, and a full mailbox holds, never blocks). */
 #ifndef TROUPE_ACTOR_H
 #define TROUPE_ACTOR_H
 
@@ -89,12 +90,16 @@ typedef struct tr_behavior {
 /* The init hook: `tr_status fn(tr_cx *, State *, const Arg *arg)`, run once
  * before any message with the spawn's argument (whose size must be
  * sizeof(Arg), or 0 for void). A negative status ends the actor with reason
- * TR_EXIT_FAILED; its terminate hook then does not run. */
+ * TR_EXIT_FAILED; its terminate hook then does not run. In the hook,
+ * tr_msg_type() is TR_MSG_INIT, tr_sender() the spawning actor (TR_NOREF
+ * for a spawn from outside), and tr_reply() refuses (TR_EINVAL). */
 #define TR_ON_INIT(Arg, fn) TR_ON(TR_MSG_INIT, Arg, fn)
 
 /* The terminate hook: `tr_status fn(tr_cx *, State *, const tr_reason *)`,
  * run exactly once when an actor whose init succeeded ends, for any reason.
- * Its return value is ignored. Sends from it are allowed. */
+ * Its return value is ignored. Sends from it are allowed (one held by a
+ * full mailbox is delivered past capacity, as for any ending actor);
+ * tr_msg_type() is 0 there and tr_reply() refuses (TR_EINVAL). */
 #define TR_ON_TERMINATE(fn) TR_ON(TR_MSG_TERMINATE, tr_reason, fn)
 
 /* The hook for messages no row handles:
@@ -136,7 +141,8 @@ TR_EXTERN tr_status tr_spawn_rt(tr_runtime *rt, const tr_behavior *b,
  * Returns TR_OK (queued), or what the receiver's overflow policy says:
  * TR_PENDING (held in this actor's outbox; the actor is muted after this
  * handler until the held sends are delivered; stop sending; if the actor
- * ends first, held sends go to dead letters with TR_ECANCELED), TR_DROPPED
+ * ends first, its held sends are still delivered, past the receiver's
+ * capacity if need be, counted in tr_stats.overcommits), TR_DROPPED
  * (dead-lettered by the policy), TR_EFULL (reject policy, or the outbox
  * limit; nothing sent), TR_ETIMEDOUT (outside thread waited the send
  * timeout; nothing sent).
@@ -168,10 +174,11 @@ TR_EXTERN tr_status tr_send_move_rt(tr_runtime *rt, tr_ref to, uint32_t type,
                                     tr_free_fn free_fn);
 
 /* From a thread outside the runtime: sends a copy of the request to `to`
- * and waits up to `timeout_ms` for its tr_reply(), whose payload must be
+ * and waits up to `timeout_ms` in all (the send included, if the mailbox
+ * is full) for its tr_reply(), whose payload must be
  * exactly `reply_len` bytes and is copied to `reply` (NULL when 0).
  * Errors: the send errors of tr_send(); TR_ETIMEDOUT (no reply in time; a
- * late reply is dropped and dead-lettered); TR_EBADMSG (reply of another
+ * late reply is dead-lettered with TR_ETIMEDOUT); TR_EBADMSG (reply of another
  * size, or the request's size did not match the handler's type);
  * TR_EUNHANDLED (no handler); TR_EDEAD (the actor ended before replying);
  * TR_EFULL (the receiver's overflow policy refused or dropped the request);
@@ -199,7 +206,8 @@ TR_EXTERN tr_status tr_reply(tr_cx *cx, const void *data, size_t len);
  * go to dead letters. Stopping oneself (tr_stop(cx, tr_self(cx))) takes
  * effect when the handler returns. The stop travels on the system lane, so
  * a full mailbox does not delay it.
- * Errors: TR_EINVAL (NULL from), TR_EDEAD (already dead or unknown).
+ * Errors: TR_EINVAL (NULL from), TR_EDEAD (already dead or unknown),
+ * TR_ENOMEM, TR_EFULL (2^20 - 1 system messages already wait for it).
  * Thread-safe: yes. */
 #define tr_stop(from, ...) TR__FROM(from, tr_stop)(from, __VA_ARGS__)
 TR_EXTERN tr_status tr_stop_cx(tr_cx *cx, tr_ref who);

@@ -61,7 +61,8 @@ typedef void (*tr_free_fn)(void *buf);
 typedef enum tr_exit_kind {
     TR_EXIT_NORMAL = 0, /* it stopped itself or was stopped */
     TR_EXIT_SHUTDOWN,   /* its runtime shut down */
-    TR_EXIT_KILLED,     /* it was killed without a chance to finish */
+    TR_EXIT_KILLED,     /* killed without a chance to finish (reserved for
+                           supervision; nothing produces it yet) */
     TR_EXIT_FAILED,     /* a handler failed, or it exited with a user code */
     TR_EXIT_OVERLOAD,   /* its mailbox overflowed under the fail policy */
 } tr_exit_kind;
@@ -81,9 +82,9 @@ typedef struct tr_reason {
  * TR_DROPPED (drop-newest, drop-oldest or fail policy), TR_EUNHANDLED (no
  * handler), TR_EBADMSG (size mismatch), TR_ESHUTDOWN (runtime stopping),
  * TR_EFULL (a message with no one to refuse it to, such as a timer's, found
- * a full mailbox), TR_ECANCELED (a send held by backpressure whose sender
- * ended before it could be delivered). `data` and `len` are the
- * payload, valid only during the callback. */
+ * a full mailbox), TR_ETIMEDOUT (a reply that came after its asker gave
+ * up), TR_ENOMEM (a timer's message could not be allocated). `data` and `len`
+ * are the payload, valid only during the callback. */
 typedef struct tr_dead_letter {
     tr_ref from;
     tr_ref to;

@@ -66,7 +66,8 @@ typedef struct tr_stats {
     uint64_t held;         /* sends held in a muted sender's outbox */
     uint64_t overcommits;  /* held sends admitted past capacity to break a
                               cycle of muted actors */
-    uint64_t timers_fired; /* timer messages sent */
+    uint64_t timers_fired; /* timer firings: each sent a message, or
+                              dead-lettered it when it could not */
     uint64_t steals;       /* run-queue steals between workers */
     uint64_t parks;        /* times a worker went to sleep */
     uint32_t workers;      /* worker threads */
@@ -84,9 +85,10 @@ TR_EXTERN TR_NODISCARD tr_status tr_runtime_new(tr_runtime **out,
  * fail with TR_ESHUTDOWN and timers are canceled; actors go on handling what
  * is queued until every actor is idle or `drain_ms` passes; then every
  * actor is stopped with reason TR_EXIT_SHUTDOWN (its terminate hook runs
- * exactly once; messages still queued go to dead letters). Returns when the
- * last actor is gone and the workers have exited. Calling it again is a
- * no-op that returns TR_OK.
+ * exactly once; messages still queued go to dead letters). drain_ms 0
+ * stops them at once. Returns when the last actor is gone and the workers
+ * have exited. Calling it again returns TR_OK once the first call is done
+ * (a call made while another runs waits for it).
  * Errors: TR_EINVAL (rt NULL), TR_ESTATE (called from a handler).
  * Thread-safe: yes, but not from one of the runtime's own handlers. */
 TR_EXTERN tr_status tr_runtime_shutdown(tr_runtime *rt, uint32_t drain_ms);
@@ -105,15 +107,16 @@ TR_EXTERN tr_status tr_runtime_stats(tr_runtime *rt, tr_stats *out);
 
 /* Sets the dead-letter callback (fn NULL removes it). It may still be called
  * with the old one by a thread already inside it.
- * Errors: TR_EINVAL (rt NULL). Thread-safe: yes. */
+ * Errors: TR_EINVAL (rt NULL), TR_ENOMEM. Thread-safe: yes. */
 TR_EXTERN tr_status tr_dead_letters_subscribe(tr_runtime *rt,
                                               tr_dead_letter_fn fn, void *arg);
 
 /* Forwards every dead letter to actor `to` as a TR_MSG_DEAD_LETTER message
  * (payload: a tr_dead_letter with data NULL). TR_NOREF stops forwarding.
- * Dead letters that the subscriber itself cannot take (it is full or dead)
- * are only counted, never forwarded again.
- * Errors: TR_EINVAL (rt NULL). Thread-safe: yes. */
+ * A forwarded dead letter that the subscriber cannot take (it is full or
+ * dead) is a dead letter itself (counted, passed to the callback), but is
+ * never forwarded again.
+ * Errors: TR_EINVAL (rt NULL, a ref of another runtime). Thread-safe: yes. */
 TR_EXTERN tr_status tr_dead_letters_forward(tr_runtime *rt, tr_ref to);
 
 /* Where troupe gets its memory. The default is libc's malloc, realloc and

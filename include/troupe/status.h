@@ -34,9 +34,7 @@
     XX(ENOMEM, -ENOMEM, "out of memory")                                       \
     XX(ETIMEDOUT, -ETIMEDOUT, "timed out")                                     \
     XX(ECANCELED, -ECANCELED, "canceled")                                      \
-    XX(EMSGSIZE, -EMSGSIZE,                                                    \
-       "payload larger than the runtime's limit or "                           \
-       "the caller's buffer")                                                  \
+    XX(EMSGSIZE, -EMSGSIZE, "payload larger than the runtime's limit")         \
     XX(ENOENT, -ENOENT, "no such timer (already fired, canceled or unknown)")  \
     XX(EDEAD, -4000, "the actor is dead or unreachable")                       \
     XX(EFULL, -4001, "the receiver's mailbox is full")                         \
