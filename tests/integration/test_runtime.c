@@ -4,6 +4,7 @@
  * version and status strings. */
 #include "itest.h"
 
+#include <sys/resource.h>
 #include <unistd.h>
 
 enum {
@@ -869,6 +870,49 @@ relay_on(tr_cx *cx, void *self, const relay_req *r)
 
 TR_ACTOR(relay_actor, char, TR_ON(MSG_SEQ, relay_req, relay_on));
 
+/* An idle runtime uses no CPU: once the work is done, workers park on a
+ * futex instead of spinning. A busy-waiting worker would burn about the
+ * whole window; the bound is a small fraction of it. */
+static uint64_t
+cpu_us(void)
+{
+    struct rusage ru;
+
+    getrusage(RUSAGE_SELF, &ru);
+    return (uint64_t)ru.ru_utime.tv_sec * 1000000u +
+           (uint64_t)ru.ru_utime.tv_usec +
+           (uint64_t)ru.ru_stime.tv_sec * 1000000u +
+           (uint64_t)ru.ru_stime.tv_usec;
+}
+
+static void
+test_idle_runtime_uses_no_cpu(void **state)
+{
+    _Atomic uint64_t n = 0;
+    uint64_t before, used;
+    tr_ref r;
+
+    (void)state;
+    g_rt = it_runtime(2, NULL);
+    r = spawn_counter(g_rt, &n);
+    for (int i = 0; i < 1000; i++) {
+        TR_ASSERT_OK(tr_send(g_rt, r, MSG_PING, NULL, 0));
+    }
+    IT_WAIT_UNTIL(IT_LOAD(n) == 1000);
+    it_sleep_ms(50); /* let the workers finish spinning and park */
+    before = cpu_us();
+    it_sleep_ms(500);
+    used = cpu_us() - before;
+    /* Two spinning workers would use ~1,000 ms here. */
+    if (used > 50000) {
+        fail_msg("idle runtime used %llu us of CPU in 500 ms",
+                 (unsigned long long)used);
+    }
+    /* And it still answers at once. */
+    TR_ASSERT_OK(tr_send(g_rt, r, MSG_PING, NULL, 0));
+    IT_WAIT_UNTIL(IT_LOAD(n) == 1001);
+}
+
 static void
 test_stats_exact_when_quiet(void **state)
 {
@@ -1041,6 +1085,7 @@ main(void)
         T(test_shutdown_from_handler_is_estate),
         T(test_shutdown_short_drain_busy_actor),
         T(test_shutdown_while_handlers_spawn),
+        T(test_idle_runtime_uses_no_cpu),
         T(test_stats_exact_when_quiet),
         T(test_stats_refused_messages_not_handled),
         T(test_version),
