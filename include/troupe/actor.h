@@ -10,8 +10,10 @@
  * `tr_runtime *` from a thread outside the runtime (no sender; a full
  * backpressure mailbox blocks the thread up to the send timeout). Both
  * spellings are one call: tr_send(cx, ...) in a handler, tr_send(rt, ...)
- * in main(). A handler that calls the tr_runtime * form acts as its actor
- * all the same (it is the sender, and a full mailbox holds, never blocks). */
+ * in main(). A handler that calls the tr_runtime * form with its own
+ * runtime acts as its actor all the same (it is the sender, and a full
+ * mailbox holds, never blocks); with another runtime it is an outside
+ * thread of that runtime. */
 #ifndef TROUPE_ACTOR_H
 #define TROUPE_ACTOR_H
 
@@ -142,7 +144,10 @@ TR_EXTERN tr_status tr_spawn_rt(tr_runtime *rt, const tr_behavior *b,
  * TR_PENDING (held in this actor's outbox; the actor is muted after this
  * handler until the held sends are delivered; stop sending; if the actor
  * ends first, its held sends are still delivered, past the receiver's
- * capacity if need be, counted in tr_stats.overcommits), TR_DROPPED
+ * capacity if need be, counted in tr_stats.overcommits; a held send whose
+ * receiver ends first is dead-lettered with TR_EDEAD, one its receiver's
+ * reject policy refuses when it goes is dead-lettered with TR_EFULL),
+ * TR_DROPPED
  * (dead-lettered by the policy), TR_EFULL (reject policy, or the outbox
  * limit; nothing sent), TR_ETIMEDOUT (outside thread waited the send
  * timeout; nothing sent).
@@ -178,7 +183,8 @@ TR_EXTERN tr_status tr_send_move_rt(tr_runtime *rt, tr_ref to, uint32_t type,
  * is full) for its tr_reply(), whose payload must be
  * exactly `reply_len` bytes and is copied to `reply` (NULL when 0).
  * Errors: the send errors of tr_send(); TR_ETIMEDOUT (no reply in time; a
- * late reply is dead-lettered with TR_ETIMEDOUT); TR_EBADMSG (reply of another
+ * late reply is dead-lettered: TR_EDEAD once the internal reply actor is
+ * gone, TR_ETIMEDOUT if it gets there first); TR_EBADMSG (reply of another
  * size, or the request's size did not match the handler's type);
  * TR_EUNHANDLED (no handler); TR_EDEAD (the actor ended before replying);
  * TR_EFULL (the receiver's overflow policy refused or dropped the request);
@@ -195,7 +201,9 @@ TR_EXTERN tr_status tr_ask_wait(tr_runtime *rt, tr_ref to, uint32_t type,
 /* Replies to the message being handled: a TR_MSG_REPLY to its sender with
  * its correlation id, so an asker's wait ends with this payload.
  * Returns what tr_send() returns for that message.
- * Errors: TR_EINVAL (no sender to reply to), and those of tr_send().
+ * Errors: TR_EINVAL (no sender to reply to, or the message being handled
+ * is a hook's or of a reserved type: a reply, a dead letter), and those of
+ * tr_send().
  * Thread-safe: only from a handler, with its own cx. */
 TR_EXTERN tr_status tr_reply(tr_cx *cx, const void *data, size_t len);
 
@@ -243,11 +251,13 @@ typedef struct tr_timer {
  * the payload to `to` after `delay_ms` milliseconds;
  * tr_send_every(from, to, type, data, len, period_ms, out) sends one every
  * `period_ms` milliseconds (> 0) until canceled. The sender is the calling
- * actor (TR_NOREF from an outside thread). A timer message that finds a full
- * mailbox is dead-lettered with TR_EFULL rather than block the timer; an
- * interval to a dead actor cancels itself. `out` may be NULL. Errors:
- * TR_EINVAL, TR_EMSGSIZE, TR_ENOMEM, TR_ESHUTDOWN. Thread-safe: yes. No thread
- * per timer: one timer thread serves them all. */
+ * actor (TR_NOREF from an outside thread). A timer message never blocks
+ * the timer: one that finds a full mailbox follows its policy, except that
+ * backpressure and reject, having no sender to hold or refuse, dead-letter
+ * it with TR_EFULL; one that cannot be allocated is a dead letter with
+ * TR_ENOMEM. An interval to a dead actor cancels itself. `out` may be NULL.
+ * Errors: TR_EINVAL, TR_EMSGSIZE, TR_ENOMEM, TR_ESHUTDOWN. Thread-safe: yes. No
+ * thread per timer: one timer thread serves them all. */
 #define tr_send_after(from, ...)                                               \
     TR__FROM(from, tr_send_after)(from, __VA_ARGS__)
 #define tr_send_every(from, ...)                                               \

@@ -2,7 +2,8 @@
  *
  * Every actor has a bounded mailbox. Its user lane never holds more than
  * `capacity` messages. Its system lane (stop, exit signals, wake-ups) is
- * separate and never blocks. */
+ * separate and never blocks (it is bounded only by a 2^20 - 1 count, beyond
+ * which tr_stop reports TR_EFULL). */
 #ifndef TROUPE_MAILBOX_H
 #define TROUPE_MAILBOX_H
 

@@ -62,10 +62,12 @@ typedef struct tr_stats {
     uint64_t handled;      /* user messages handed to a handler */
     uint64_t dead_letters; /* messages dead-lettered, for any reason */
     uint64_t dropped;      /* of those, dropped by an overflow policy */
-    uint64_t rejected;     /* sends refused with TR_EFULL (reject policy) */
+    uint64_t rejected;     /* sends refused by a reject policy: TR_EFULL
+                              returned, or a held send refused when it went */
     uint64_t held;         /* sends held in a muted sender's outbox */
-    uint64_t overcommits;  /* held sends admitted past capacity to break a
-                              cycle of muted actors */
+    uint64_t overcommits;  /* held sends admitted past capacity: to break a
+                              cycle of muted actors, or because their
+                              sender ended */
     uint64_t timers_fired; /* timer firings: each sent a message, or
                               dead-lettered it when it could not */
     uint64_t steals;       /* run-queue steals between workers */
@@ -111,11 +113,12 @@ TR_EXTERN tr_status tr_runtime_stats(tr_runtime *rt, tr_stats *out);
 TR_EXTERN tr_status tr_dead_letters_subscribe(tr_runtime *rt,
                                               tr_dead_letter_fn fn, void *arg);
 
-/* Forwards every dead letter to actor `to` as a TR_MSG_DEAD_LETTER message
+/* Forwards dead letters to actor `to` as TR_MSG_DEAD_LETTER messages
  * (payload: a tr_dead_letter with data NULL). TR_NOREF stops forwarding.
  * A forwarded dead letter that the subscriber cannot take (it is full or
  * dead) is a dead letter itself (counted, passed to the callback), but is
- * never forwarded again.
+ * never forwarded again; nor is a dead letter whose forward cannot be
+ * allocated, or that of a timer message that could not be.
  * Errors: TR_EINVAL (rt NULL, a ref of another runtime). Thread-safe: yes. */
 TR_EXTERN tr_status tr_dead_letters_forward(tr_runtime *rt, tr_ref to);
 

@@ -33,7 +33,7 @@
     XX(EINVAL, -EINVAL, "invalid argument")                                    \
     XX(ENOMEM, -ENOMEM, "out of memory")                                       \
     XX(ETIMEDOUT, -ETIMEDOUT, "timed out")                                     \
-    XX(ECANCELED, -ECANCELED, "canceled")                                      \
+    XX(ECANCELED, -ECANCELED, "canceled") /* reserved; no call returns it */   \
     XX(EMSGSIZE, -EMSGSIZE, "payload larger than the runtime's limit")         \
     XX(ENOENT, -ENOENT, "no such timer (already fired, canceled or unknown)")  \
     XX(EDEAD, -4000, "the actor is dead or unreachable")                       \
