@@ -11,21 +11,33 @@ tr__msg *
 tr__msg_new(tr_runtime *rt, size_t len)
 {
     tr__local *l = tr__local_here(rt);
+    bool small = len <= TR__MSG_SMALL;
     tr__msg *m;
 
-    if (len <= TR__MSG_SMALL && l != NULL && l->cache != NULL) {
+    if (small && l != NULL && l->cache == NULL) {
+        /* acquire: pairs with the release CAS in tr__msg_free, so each
+         * block's link is visible. */
+        l->cache =
+            (tr__msg *)(uintptr_t)(atomic_exchange_explicit(
+                                       &l->remote, 0, memory_order_acquire) &
+                                   TR__REMOTE_PTR);
+    }
+    if (small && l != NULL && l->cache != NULL) {
         m = l->cache;
         l->cache = (tr__msg *)atomic_load_explicit(&m->node.next,
                                                    memory_order_relaxed);
-        l->ncache--;
+        if (l->ncache > 0) {
+            l->ncache--; /* blocks from `remote` were never counted */
+        }
     } else {
-        m = tr__alloc(sizeof *m + (len <= TR__MSG_SMALL ? TR__MSG_SMALL : len));
+        m = tr__alloc(sizeof *m + (small ? TR__MSG_SMALL : len));
         if (m == NULL) {
             return NULL;
         }
     }
     memset(m, 0, offsetof(tr__msg, inline_));
-    m->small = len <= TR__MSG_SMALL;
+    m->small = small;
+    m->owner = small && l != NULL ? l->index : 0;
     m->data = m->inline_;
     m->len = (uint32_t)len;
     return m;
@@ -39,10 +51,39 @@ tr__msg_free(tr_runtime *rt, tr__msg *m)
     if (m->free_fn != NULL) {
         m->free_fn(m->data);
     }
+    if (!m->small) {
+        tr__free(m);
+        return;
+    }
     l = tr__local_here(rt);
-    if (m->small && l != NULL && l->ncache < TR__MSG_CACHE) {
+    if (m->owner != 0 && (l == NULL || m->owner != l->index) &&
+        ((uint64_t)(uintptr_t)m & ~TR__REMOTE_PTR) == 0) {
+        /* Another worker's block: back to it, while its list has room. */
+        tr__local *o = &rt->wc[m->owner - 1];
+        uint64_t top = atomic_load_explicit(&o->remote, memory_order_relaxed);
+
+        while ((top >> TR__REMOTE_SHIFT) < TR__REMOTE_MAX) {
+            uint64_t next =
+                (uint64_t)(uintptr_t)m |
+                (((top >> TR__REMOTE_SHIFT) + 1) << TR__REMOTE_SHIFT);
+
+            atomic_store_explicit(
+                &m->node.next, (tr__mnode *)(uintptr_t)(top & TR__REMOTE_PTR),
+                memory_order_relaxed);
+            /* release: publishes the link to the owner's acquire. */
+            if (atomic_compare_exchange_weak_explicit(&o->remote, &top, next,
+                                                      memory_order_release,
+                                                      memory_order_relaxed)) {
+                return;
+            }
+        }
+        tr__free(m);
+        return;
+    }
+    if (l != NULL && l->ncache < TR__MSG_CACHE) {
         atomic_store_explicit(&m->node.next, (tr__mnode *)l->cache,
                               memory_order_relaxed);
+        m->owner = l->index; /* an outside block joins this cache */
         l->cache = m;
         l->ncache++;
         return;
@@ -53,14 +94,23 @@ tr__msg_free(tr_runtime *rt, tr__msg *m)
 void
 tr__msg_cache_drain(tr__local *l)
 {
-    while (l->cache != NULL) {
-        tr__msg *m = l->cache;
+    tr__msg *lists[2] = {
+        l->cache, (tr__msg *)(uintptr_t)(atomic_load_explicit(
+                                             &l->remote, memory_order_acquire) &
+                                         TR__REMOTE_PTR)};
 
-        l->cache = (tr__msg *)atomic_load_explicit(&m->node.next,
-                                                   memory_order_relaxed);
-        tr__free(m);
+    for (int i = 0; i < 2; i++) {
+        while (lists[i] != NULL) {
+            tr__msg *m = lists[i];
+
+            lists[i] = (tr__msg *)atomic_load_explicit(&m->node.next,
+                                                       memory_order_relaxed);
+            tr__free(m);
+        }
     }
+    l->cache = NULL;
     l->ncache = 0;
+    atomic_store_explicit(&l->remote, 0, memory_order_relaxed);
 }
 
 /* ---- Behaviors --------------------------------------------------------- */
@@ -303,13 +353,18 @@ tr__actor_wake(tr_runtime *rt, tr__actor *a)
 static void
 set_ending(tr__actor *a, tr_exit_kind kind, int32_t code, const char *text)
 {
+    size_t n;
+
     if (a->lflags & TR__L_ENDING) {
         return; /* the first reason wins */
     }
     a->lflags |= TR__L_ENDING;
     a->reason.kind = kind;
     a->reason.code = code;
-    snprintf(a->reason.text, sizeof a->reason.text, "%s", text ? text : "");
+    /* A bounded copy: no formatting on the path every ending takes. */
+    n = text ? strnlen(text, sizeof a->reason.text - 1) : 0;
+    memcpy(a->reason.text, text ? text : "", n);
+    a->reason.text[n] = '\0';
 }
 
 static void

@@ -41,7 +41,9 @@ typedef struct tr__msg {
     uint64_t deadline;  /* CLOCK_MONOTONIC ns after which nobody waits for
                            it (an ask's); 0: none */
     uint32_t len;       /* at most tr_config.max_payload */
-    uint32_t small;     /* 1: a TR__MSG_SMALL block, cacheable */
+    uint16_t small;     /* 1: a TR__MSG_SMALL block, cacheable */
+    uint16_t owner;     /* small blocks: 1 + the index of the worker whose
+                           cache it belongs to; 0: none (made outside) */
     void *data;         /* inline_ or a moved buffer */
     tr_free_fn free_fn; /* NULL for inline payloads */
     alignas(16) unsigned char inline_[];
@@ -53,6 +55,12 @@ typedef struct tr__msg {
 /* Blocks a worker keeps for reuse: enough for bursts between two actors,
  * small enough (about 36 KiB) not to hoard memory. */
 #define TR__MSG_CACHE 256u
+/* Blocks a worker's remote list may hold: beyond it, a block freed on
+ * another thread goes back to the allocator, so an owner that stopped
+ * allocating does not keep a growing pile no one else can reuse. */
+#define TR__REMOTE_MAX   1024u
+#define TR__REMOTE_SHIFT 48
+#define TR__REMOTE_PTR   ((UINT64_C(1) << TR__REMOTE_SHIFT) - 1)
 
 /* A record of a sender waiting for room in a mailbox (its waiter list). */
 typedef struct tr__thread_waiter {
@@ -114,9 +122,14 @@ typedef struct tr__actor {
 } tr__actor;
 
 /* What the actor layer keeps per worker: counters (the worker's thread
- * stores, anyone loads) and a cache of free small message blocks (owner
- * only). One more block, `outside`, counts for threads outside the pool
- * (RMW) and caches nothing. */
+ * stores, anyone loads) and its small message blocks. A block goes back to
+ * the cache of the worker that made it: freed on that worker, onto `cache`
+ * (owner only); freed anywhere else, onto `remote` (any thread pushes, one
+ * CAS), which the owner takes whole when `cache` runs dry. So a producer on
+ * one worker and a consumer on another pass blocks back and forth without
+ * the allocator (whose cross-thread frees contend on its arena lock). One
+ * more block, `outside`, counts for threads outside the pool (RMW) and
+ * caches nothing. */
 typedef struct tr__local {
     alignas(TR_CACHE_LINE) _Atomic uint64_t sent;
     _Atomic uint64_t handled;
@@ -126,8 +139,13 @@ typedef struct tr__local {
     _Atomic uint64_t held;
     _Atomic uint64_t overcommits;
     _Atomic uint64_t spawned;
-    tr__msg *cache; /* owner only: free TR__MSG_SMALL blocks */
+    tr__msg *cache; /* owner only: free blocks */
     uint32_t ncache;
+    uint16_t index; /* 1 + this worker's index (tr__msg.owner) */
+    /* Other threads' pushes, on their own line: a tr__msg pointer in the
+     * low 48 bits and, above them, how many blocks the list holds (see
+     * TR__REMOTE_MAX), so one CAS both pushes and counts. */
+    alignas(TR_CACHE_LINE) _Atomic uint64_t remote;
 } tr__local;
 
 /* A dead-letter subscription: immutable once published. */

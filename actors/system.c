@@ -416,6 +416,9 @@ tr_runtime_new(tr_runtime **out, const tr_config *cfg)
         st = TR_ENOMEM;
         goto fail_wc;
     }
+    for (uint32_t i = 0; i < c.workers; i++) {
+        rt->wc[i].index = (uint16_t)(i + 1);
+    }
     pthread_mutex_init(&rt->table_lock, NULL);
     pthread_mutex_init(&rt->dl_lock, NULL);
     pthread_mutex_init(&rt->life_lock, NULL);
