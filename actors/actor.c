@@ -222,9 +222,8 @@ spawn(tr_runtime *rt, tr__actor *parent, const tr_behavior *b,
     /* release: see tr__actor.policy. */
     atomic_store_explicit(&a->policy, (uint8_t)policy, memory_order_release);
     a->lflags = 0;
-    a->outbox = (tr__outbox){0};
+    a->outbox = NULL;
     a->wpriv = NULL;
-    a->reason = (tr_reason){0};
     atomic_store_explicit(&a->wflags, 0, memory_order_relaxed);
     atomic_store_explicit(&a->muted_on, 0, memory_order_relaxed);
     gen = atomic_load_explicit(&a->gen, memory_order_relaxed);
@@ -351,20 +350,20 @@ tr__actor_wake(tr_runtime *rt, tr__actor *a)
 }
 
 static void
-set_ending(tr__actor *a, tr_exit_kind kind, int32_t code, const char *text)
+set_ending(tr_cx *cx, tr_exit_kind kind, int32_t code, const char *text)
 {
     size_t n;
 
-    if (a->lflags & TR__L_ENDING) {
+    if (cx->self->lflags & TR__L_ENDING) {
         return; /* the first reason wins */
     }
-    a->lflags |= TR__L_ENDING;
-    a->reason.kind = kind;
-    a->reason.code = code;
+    cx->self->lflags |= TR__L_ENDING;
+    cx->reason.kind = kind;
+    cx->reason.code = code;
     /* A bounded copy: no formatting on the path every ending takes. */
-    n = text ? strnlen(text, sizeof a->reason.text - 1) : 0;
-    memcpy(a->reason.text, text ? text : "", n);
-    a->reason.text[n] = '\0';
+    n = text ? strnlen(text, sizeof cx->reason.text - 1) : 0;
+    memcpy(cx->reason.text, text ? text : "", n);
+    cx->reason.text[n] = '\0';
 }
 
 static void
@@ -384,7 +383,7 @@ handle_sys(tr_cx *cx, tr__msg *m)
             cx->msg = NULL;
         }
         if (st < 0) {
-            set_ending(a, TR_EXIT_FAILED, st, "init failed");
+            set_ending(cx, TR_EXIT_FAILED, st, "init failed");
         } else {
             a->lflags |= TR__L_INITED;
         }
@@ -394,7 +393,7 @@ handle_sys(tr_cx *cx, tr__msg *m)
         tr_reason why;
 
         memcpy(&why, m->data, sizeof why);
-        set_ending(a, why.kind, why.code, why.text);
+        set_ending(cx, why.kind, why.code, why.text);
         break;
     }
     default: /* TR__SYS_WAKE: held sends are retried after the lane */
@@ -437,7 +436,7 @@ dispatch(tr_cx *cx, tr__msg *m)
 
         snprintf(text, sizeof text, "handler for type %u returned %s", m->type,
                  tr_status_name(st));
-        set_ending(a, TR_EXIT_FAILED, st, text);
+        set_ending(cx, TR_EXIT_FAILED, st, text);
     }
     tr__msg_free(cx->rt, m);
     return true;
@@ -455,7 +454,7 @@ end(tr_cx *cx, uint64_t consumed)
     bool drop_oldest = atomic_load_explicit(&a->policy, memory_order_relaxed) ==
                        TR_DROP_OLDEST;
     tr_status why =
-        a->reason.kind == TR_EXIT_SHUTDOWN ? TR_ESHUTDOWN : TR_EDEAD;
+        cx->reason.kind == TR_EXIT_SHUTDOWN ? TR_ESHUTDOWN : TR_EDEAD;
     uint64_t word;
 
     tr__mbox_close(&a->mb);
@@ -464,7 +463,7 @@ end(tr_cx *cx, uint64_t consumed)
 
         if (term != NULL) {
             cx->msg = NULL;
-            (void)term->fn(cx, a->state, &a->reason);
+            (void)term->fn(cx, a->state, &cx->reason);
         }
     }
     tr__outbox_force(rt, a);
@@ -571,7 +570,7 @@ tr__run(void *ctx, tr__worker *w, tr__task *item)
 {
     tr_runtime *rt = ctx;
     tr__actor *a = tr__actor_of_task(item);
-    tr_cx cx = {rt, a, w, NULL, false};
+    tr_cx cx; /* cx.reason is written by set_ending before any read */
     void **user = tr__worker_user(w);
     uint64_t consumed = 0;
     uint32_t n = 0, handled = 0, budget = rt->cfg.budget;
@@ -579,6 +578,11 @@ tr__run(void *ctx, tr__worker *w, tr__task *item)
                        TR_DROP_OLDEST;
     tr__mnode *s;
 
+    cx.rt = rt;
+    cx.self = a;
+    cx.w = w;
+    cx.msg = NULL;
+    cx.replied = false;
     *user = &cx;
     if (tr__tls_rt != rt) {
         /* First turn on this thread: a worker serves one runtime for life. */
@@ -593,7 +597,7 @@ tr__run(void *ctx, tr__worker *w, tr__task *item)
         handle_sys(&cx, (tr__msg *)s);
         s = next;
     }
-    if (!(a->lflags & TR__L_ENDING) && a->outbox.n > 0 &&
+    if (!(a->lflags & TR__L_ENDING) && a->outbox != NULL &&
         tr__mute(rt, a, &consumed, 0)) {
         goto out; /* parked muted; no longer ours */
     }
@@ -611,7 +615,7 @@ tr__run(void *ctx, tr__worker *w, tr__task *item)
         n++;
         consumed += TR__MB_USER_ONE;
         handled += dispatch(&cx, (tr__msg *)m);
-        if (!(a->lflags & TR__L_ENDING) && a->outbox.n > 0 &&
+        if (!(a->lflags & TR__L_ENDING) && a->outbox != NULL &&
             tr__mute(rt, a, &consumed, n)) {
             TR__COUNT(rt, handled, handled);
             goto out; /* parked muted; no longer ours */
@@ -629,13 +633,14 @@ out:
 
 /* ---- Stopping ---------------------------------------------------------- */
 
+/* cx: the caller's turn, or NULL from outside. */
 static tr_status
-stop(tr_runtime *rt, tr__actor *self, tr_ref who)
+stop(tr_runtime *rt, tr_cx *cx, tr_ref who)
 {
     static const tr_reason normal = {TR_EXIT_NORMAL, 0, "stopped"};
 
-    if (self != NULL && tr_ref_eq(who, tr__ref_of(rt, self))) {
-        set_ending(self, normal.kind, normal.code, normal.text);
+    if (cx != NULL && tr_ref_eq(who, tr__ref_of(rt, cx->self))) {
+        set_ending(cx, normal.kind, normal.code, normal.text);
         return TR_OK;
     }
     return tr__send_sys(rt, who, TR__SYS_STOP, &normal, sizeof normal);
@@ -647,7 +652,7 @@ tr_stop_cx(tr_cx *cx, tr_ref who)
     if (cx == NULL) {
         return TR_EINVAL;
     }
-    return stop(cx->rt, cx->self, who);
+    return stop(cx->rt, cx, who);
 }
 
 tr_status
@@ -672,8 +677,7 @@ tr_exit(tr_cx *cx, int32_t code, const char *text)
     if (cx == NULL) {
         return TR_EINVAL;
     }
-    set_ending(cx->self, code == 0 ? TR_EXIT_NORMAL : TR_EXIT_FAILED, code,
-               text);
+    set_ending(cx, code == 0 ? TR_EXIT_NORMAL : TR_EXIT_FAILED, code, text);
     return TR_OK;
 }
 

@@ -113,12 +113,13 @@ typedef struct tr__actor {
     uint8_t lflags;         /* TR__L_*; owner */
     const tr_behavior *beh; /* owner (set by the spawner before) */
     void *state;            /* owner */
-    tr__outbox outbox;      /* owner */
+    /* Owner: held sends, allocated when a send is first held and freed
+     * when the last one leaves (most actors never hold one). */
+    tr__outbox *outbox;
     /* Owner: waiter records grabbed from mb.waiters and not yet woken
      * (newest first). While any are here the owner holds the WAIT token,
      * so it stays scheduled and wakes them as its turns make room. */
     tr__mnode *wpriv;
-    tr_reason reason; /* owner: why it ends */
 } tr__actor;
 
 /* What the actor layer keeps per worker: counters (the worker's thread
@@ -204,6 +205,10 @@ struct tr_cx {
     tr__worker *w;
     tr__msg *msg; /* the message being handled; NULL in hooks without one */
     bool replied; /* tr_reply answered msg */
+    /* Why the actor ends, once TR__L_ENDING is set. An actor's end is
+     * decided and carried out within one turn, so the reason lives here,
+     * on the worker's stack, not in every actor. */
+    tr_reason reason;
 };
 
 /* ---- system.c ---------------------------------------------------------- */

@@ -83,31 +83,55 @@ push_admitted(tr_runtime *rt, tr__actor *a, tr__msg *m, tr__admit r)
     TR__COUNT(rt, sent, 1);
 }
 
-static void
+/* Holds m in self's outbox, behind what is held already; false (nothing
+ * held) when the outbox cannot be allocated. */
+static bool
 outbox_append(tr__actor *self, tr__msg *m)
 {
+    tr__outbox *o = self->outbox;
+
+    if (o == NULL) {
+        o = tr__calloc(1, sizeof *o);
+        if (o == NULL) {
+            return false;
+        }
+        self->outbox = o;
+    }
     atomic_store_explicit(&m->node.next, NULL, memory_order_relaxed);
-    if (self->outbox.tail != NULL) {
-        atomic_store_explicit(&self->outbox.tail->node.next, &m->node,
+    if (o->tail != NULL) {
+        atomic_store_explicit(&o->tail->node.next, &m->node,
                               memory_order_relaxed);
     } else {
-        self->outbox.head = m;
+        o->head = m;
     }
-    self->outbox.tail = m;
-    self->outbox.n++;
+    o->tail = m;
+    o->n++;
+    return true;
+}
+
+/* Drops the first held send from the outbox (the caller has taken it);
+ * `next` is its outbox link, read before it left. Frees an emptied
+ * outbox. */
+static void
+outbox_advance(tr__actor *self, tr__msg *next)
+{
+    tr__outbox *o = self->outbox;
+
+    o->head = next;
+    o->n--;
+    if (next == NULL) {
+        tr__free(o);
+        self->outbox = NULL;
+    }
 }
 
 static tr__msg *
 outbox_shift(tr__actor *self)
 {
-    tr__msg *m = self->outbox.head;
+    tr__msg *m = self->outbox->head;
 
-    self->outbox.head =
-        (tr__msg *)atomic_load_explicit(&m->node.next, memory_order_relaxed);
-    if (self->outbox.head == NULL) {
-        self->outbox.tail = NULL;
-    }
-    self->outbox.n--;
+    outbox_advance(self, (tr__msg *)atomic_load_explicit(&m->node.next,
+                                                         memory_order_relaxed));
     return m;
 }
 
@@ -165,6 +189,16 @@ deliver_blocking(tr_runtime *rt, tr__actor *a, tr__msg *m)
     return st;
 }
 
+static tr_status
+hold(tr_runtime *rt, tr__actor *self, tr__msg *m)
+{
+    if (!outbox_append(self, m)) {
+        return TR_ENOMEM; /* the caller keeps m */
+    }
+    TR__COUNT(rt, held, 1);
+    return TR_PENDING;
+}
+
 tr_status
 tr__deliver(tr_runtime *rt, tr__actor *self, tr__msg *m, tr__mode mode)
 {
@@ -175,14 +209,12 @@ tr__deliver(tr_runtime *rt, tr__actor *self, tr__msg *m, tr__mode mode)
     uint32_t policy;
     tr__admit r;
 
-    if (mode == TR__FROM_ACTOR && self->outbox.n > 0) {
+    if (mode == TR__FROM_ACTOR && self->outbox != NULL) {
         /* Something is held: keep send order by queueing behind it. */
-        if (self->outbox.n >= rt->cfg.outbox_limit) {
+        if (self->outbox->n >= rt->cfg.outbox_limit) {
             return TR_EFULL;
         }
-        outbox_append(self, m);
-        TR__COUNT(rt, held, 1);
-        return TR_PENDING;
+        return hold(rt, self, m);
     }
     a = tr__lookup(rt, to);
     if (a == NULL) {
@@ -248,9 +280,7 @@ tr__deliver(tr_runtime *rt, tr__actor *self, tr__msg *m, tr__mode mode)
     default: /* TR_BACKPRESSURE */
         switch (mode) {
         case TR__FROM_ACTOR:
-            outbox_append(self, m);
-            TR__COUNT(rt, held, 1);
-            return TR_PENDING;
+            return hold(rt, self, m);
         case TR__FROM_THREAD:
             return deliver_blocking(rt, a, m);
         case TR__FLUSH:
@@ -272,8 +302,8 @@ static void force_first(tr_runtime *rt, tr__actor *a);
 bool
 tr__outbox_flush(tr_runtime *rt, tr__actor *a)
 {
-    while (a->outbox.head != NULL) {
-        tr__msg *m = a->outbox.head;
+    while (a->outbox != NULL) {
+        tr__msg *m = a->outbox->head;
         /* Read the outbox link first: once delivered, the node's link
          * belongs to the receiver's queue (and the message may already be
          * handled and freed). */
@@ -283,11 +313,7 @@ tr__outbox_flush(tr_runtime *rt, tr__actor *a)
         if (tr__deliver(rt, a, m, TR__FLUSH) == TR_EFULL) {
             return false; /* not taken: m and its link are untouched */
         }
-        a->outbox.head = next;
-        if (next == NULL) {
-            a->outbox.tail = NULL;
-        }
-        a->outbox.n--;
+        outbox_advance(a, next);
     }
     return true;
 }
@@ -295,7 +321,7 @@ tr__outbox_flush(tr_runtime *rt, tr__actor *a)
 void
 tr__outbox_force(tr_runtime *rt, tr__actor *a)
 {
-    while (a->outbox.head != NULL) {
+    while (a->outbox != NULL) {
         force_first(rt, a);
     }
 }
@@ -401,12 +427,12 @@ tr__mute(tr_runtime *rt, tr__actor *a, uint64_t *consumed, uint32_t freed)
         if (tr__outbox_flush(rt, a)) {
             break;
         }
-        t = tr__lookup(rt, a->outbox.head->to);
+        t = tr__lookup(rt, a->outbox->head->to);
         if (t == NULL) {
             continue; /* it just ended; the next flush dead-letters */
         }
         /* seq_cst: our half of in_cycle's Dekker pair. */
-        atomic_store_explicit(&a->muted_on, tr__ref_pack(a->outbox.head->to),
+        atomic_store_explicit(&a->muted_on, tr__ref_pack(a->outbox->head->to),
                               memory_order_seq_cst);
         if (!add_waiter(t, tr__ref_of(rt, a), NULL)) {
             sched_yield(); /* no memory for a record: poll instead */
