@@ -108,6 +108,13 @@ tr_status bench_runtime_new(const bench_args *args, tr_runtime **out,
  * the runtime. Returns 0 or bench_fail()'s value. */
 int bench_runtime_finish(tr_runtime **rtp);
 
+/* The timed region of a run started by one message: starts the clock,
+ * sends `who` an empty message of `type`, waits for `done`, stops the
+ * clock. Returns 0, or non-zero (with a FAIL line) on a failed send or a
+ * hang. */
+int bench_kick(tr_runtime *rt, tr_ref who, uint32_t type, bench_latch *done,
+               bench_result *res);
+
 /* VmRSS / VmHWM of this process in KiB, from /proc/self/status; 0 when
  * unreadable. */
 uint64_t bench_rss_kb(void);

@@ -211,12 +211,9 @@ run(const bench_args *args, bench_result *res)
     BENCH_CHECK(bench_runtime_new(args, &rt, res));
     BENCH_CHECK(tr_spawn(rt, &chameneos_mall, &mo, &mall));
 
-    bench_clock_start(res);
-    BENCH_CHECK(tr_send(rt, mall, MSG_START, NULL, 0));
-    if (!bench_latch_wait(&sh.done)) {
+    if (bench_kick(rt, mall, MSG_START, &sh.done, res) != 0) {
         return 1;
     }
-    bench_clock_stop(res);
     res->ops = args->n;
 
     rc = bench_runtime_finish(&rt);

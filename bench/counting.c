@@ -122,12 +122,9 @@ run(const bench_args *args, bench_result *res)
     BENCH_CHECK(tr_spawn(rt, &counting_counter, NULL, &pa.counter));
     BENCH_CHECK(tr_spawn(rt, &counting_producer, &po, &producer));
 
-    bench_clock_start(res);
-    BENCH_CHECK(tr_send(rt, producer, MSG_START, NULL, 0));
-    if (!bench_latch_wait(&sh.done)) {
+    if (bench_kick(rt, producer, MSG_START, &sh.done, res) != 0) {
         return 1;
     }
-    bench_clock_stop(res);
     res->ops = args->n;
 
     rc = bench_runtime_finish(&rt);

@@ -275,6 +275,19 @@ bench_runtime_finish(tr_runtime **rtp)
     return rc;
 }
 
+int
+bench_kick(tr_runtime *rt, tr_ref who, uint32_t type, bench_latch *done,
+           bench_result *res)
+{
+    bench_clock_start(res);
+    BENCH_CHECK(tr_send(rt, who, type, NULL, 0));
+    if (!bench_latch_wait(done)) {
+        return 1;
+    }
+    bench_clock_stop(res);
+    return 0;
+}
+
 /* ---- Actor helpers ----------------------------------------------------- */
 
 tr_status

@@ -112,12 +112,9 @@ run(const bench_args *args, bench_result *res)
     BENCH_CHECK(tr_spawn(rt, &pingpong_pong, NULL, &pa.pong));
     BENCH_CHECK(tr_spawn(rt, &pingpong_ping, &po, &ping));
 
-    bench_clock_start(res);
-    BENCH_CHECK(tr_send(rt, ping, MSG_START, NULL, 0));
-    if (!bench_latch_wait(&sh.done)) {
+    if (bench_kick(rt, ping, MSG_START, &sh.done, res) != 0) {
         return 1;
     }
-    bench_clock_stop(res);
     res->ops = args->n;
 
     BENCH_CHECK(tr_ask_wait(rt, pa.pong, MSG_COUNT, NULL, 0, &pong_count,
