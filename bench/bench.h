@@ -108,13 +108,6 @@ tr_status bench_runtime_new(const bench_args *args, tr_runtime **out,
  * the runtime. Returns 0 or bench_fail()'s value. */
 int bench_runtime_finish(tr_runtime **rtp);
 
-/* The timed region of a run started by one message: starts the clock,
- * sends `who` an empty message of `type`, waits for `done`, stops the
- * clock. Returns 0, or non-zero (with a FAIL line) on a failed send or a
- * hang. */
-int bench_kick(tr_runtime *rt, tr_ref who, uint32_t type, bench_latch *done,
-               bench_result *res);
-
 /* VmRSS / VmHWM of this process in KiB, from /proc/self/status; 0 when
  * unreadable. */
 uint64_t bench_rss_kb(void);
@@ -137,6 +130,13 @@ void bench_latch_arrive(bench_latch *l);
  * aborted (bench_abort) or after BENCH_TIMEOUT_S; bench_fail() has then
  * been called. */
 bool bench_latch_wait(bench_latch *l);
+
+/* The timed region of a run started by one message: starts the clock,
+ * sends `who` an empty message of `type`, waits for `done`, stops the
+ * clock. Returns 0, or non-zero (with a FAIL line) on a failed send or a
+ * hang. */
+int bench_kick(tr_runtime *rt, tr_ref who, uint32_t type, bench_latch *done,
+               bench_result *res);
 
 /* Any thread: the run cannot finish (an actor failed, a message was
  * dead-lettered). Records the first reason and releases main's wait on the
