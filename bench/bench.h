@@ -77,7 +77,8 @@ typedef struct bench_def {
 } bench_def;
 
 extern const bench_def bench_pingpong, bench_ring, bench_counting, bench_fanin,
-    bench_spawn, bench_idle_memory, bench_big, bench_skynet, bench_chameneos;
+    bench_spawn, bench_idle_memory, bench_big, bench_skynet, bench_chameneos,
+    bench_wake;
 
 /* ---- Helpers (main.c) ---------------------------------------------------- */
 

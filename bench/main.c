@@ -20,9 +20,9 @@
 #include <time.h>
 
 static const bench_def *const benches[] = {
-    &bench_pingpong, &bench_ring,   &bench_counting,
-    &bench_fanin,    &bench_spawn,  &bench_idle_memory,
-    &bench_big,      &bench_skynet, &bench_chameneos,
+    &bench_pingpong,  &bench_ring,        &bench_counting, &bench_fanin,
+    &bench_spawn,     &bench_idle_memory, &bench_big,      &bench_skynet,
+    &bench_chameneos, &bench_wake,
 };
 #define NBENCHES (sizeof benches / sizeof benches[0])
 
