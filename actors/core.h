@@ -58,7 +58,12 @@ typedef struct tr__msg {
 /* Blocks a worker's remote list may hold: beyond it, a block freed on
  * another thread goes back to the allocator, so an owner that stopped
  * allocating does not keep a growing pile no one else can reuse. */
-#define TR__REMOTE_MAX   1024u
+#define TR__REMOTE_MAX 1024u
+/* Free actor slots a worker keeps, and how many it moves at a time to or
+ * from the runtime's shared free ring: spawns and ends on a worker take
+ * the table lock once per batch, not once each. */
+#define TR__SLOT_CACHE   1024u
+#define TR__SLOT_BATCH   32u
 #define TR__REMOTE_SHIFT 48
 #define TR__REMOTE_PTR   ((UINT64_C(1) << TR__REMOTE_SHIFT) - 1)
 
@@ -143,6 +148,11 @@ typedef struct tr__local {
     tr__msg *cache; /* owner only: free blocks */
     uint32_t ncache;
     uint16_t index; /* 1 + this worker's index (tr__msg.owner) */
+    /* Owner only: free actor slots, a FIFO so a slot is reused as late as
+     * practical (see the epoch note in mailbox.h); refilled from, and
+     * spilled to, the runtime's free ring in batches under table_lock. */
+    uint32_t slot_head, slot_len;
+    uint32_t slots[TR__SLOT_CACHE];
     /* Other threads' pushes, on their own line: a tr__msg pointer in the
      * low 48 bits and, above them, how many blocks the list holds (see
      * TR__REMOTE_MAX), so one CAS both pushes and counts. */

@@ -94,39 +94,38 @@ free_ring_push(tr_runtime *rt, uint32_t slot)
     return true;
 }
 
-tr_status
-tr__slot_alloc(tr_runtime *rt, tr__actor **out)
+static tr__actor *
+slot_at(tr_runtime *rt, uint32_t slot)
 {
-    tr__actor *a;
-    uint32_t slot;
+    tr__actor *chunk = atomic_load_explicit(
+        &rt->chunks[slot >> TR__CHUNK_SHIFT], memory_order_acquire);
 
-    pthread_mutex_lock(&rt->table_lock);
-    if (atomic_load_explicit(&rt->alive, memory_order_relaxed) >=
-        rt->cfg.max_actors) {
-        pthread_mutex_unlock(&rt->table_lock);
-        return TR_ELIMIT;
-    }
-    if (rt->free_len > 0) {
-        slot = rt->free_ring[1 + rt->free_head];
+    return chunk ? &chunk[slot & (TR__CHUNK - 1)] : NULL;
+}
+
+/* Takes up to `want` free slots into dst: from the free ring first, then
+ * new ones (creating chunks). Called with table_lock held. Returns how many;
+ * 0 with *st set (TR_ELIMIT: the table is full, TR_ENOMEM). */
+static uint32_t
+take_slots(tr_runtime *rt, uint32_t *dst, uint32_t want, tr_status *st)
+{
+    uint32_t n = 0;
+
+    while (n < want && rt->free_len > 0) {
+        dst[n++] = rt->free_ring[1 + rt->free_head];
         rt->free_head = (rt->free_head + 1) % rt->free_ring[0];
         rt->free_len--;
-    } else {
-        uint32_t c;
-        tr__actor *chunk;
+    }
+    while (n < want && rt->high < rt->nchunks_max * TR__CHUNK) {
+        uint32_t c = rt->high >> TR__CHUNK_SHIFT;
+        tr__actor *chunk =
+            atomic_load_explicit(&rt->chunks[c], memory_order_relaxed);
 
-        if (rt->high >= rt->nchunks_max * TR__CHUNK) {
-            pthread_mutex_unlock(&rt->table_lock);
-            return TR_ELIMIT;
-        }
-        slot = rt->high;
-        c = slot >> TR__CHUNK_SHIFT;
-        chunk = atomic_load_explicit(&rt->chunks[c], memory_order_relaxed);
         if (chunk == NULL) {
             chunk = tr__calloc_aligned(TR_CACHE_LINE,
                                        TR__CHUNK * sizeof(tr__actor));
             if (chunk == NULL) {
-                pthread_mutex_unlock(&rt->table_lock);
-                return TR_ENOMEM;
+                break;
             }
             for (uint32_t i = 0; i < TR__CHUNK; i++) {
                 chunk[i].slot = (c << TR__CHUNK_SHIFT) | i;
@@ -138,18 +137,57 @@ tr__slot_alloc(tr_runtime *rt, tr__actor **out)
             /* release: publishes the initialized headers to lookups. */
             atomic_store_explicit(&rt->chunks[c], chunk, memory_order_release);
         }
-        rt->high++;
-        /* seq_cst: shutdown's walk loads it after storing STOPPING; with
-         * spawn's life/state pair (see spawn()), a new slot is either seen
-         * by the walk or its spawner sees STOPPING. */
-        atomic_store_explicit(&rt->high_seen, rt->high, memory_order_seq_cst);
+        dst[n++] = rt->high++;
     }
-    a = &atomic_load_explicit(&rt->chunks[slot >> TR__CHUNK_SHIFT],
-                              memory_order_relaxed)[slot & (TR__CHUNK - 1)];
-    /* relaxed: the count is exact under table_lock; shutdown only polls. */
-    atomic_fetch_add_explicit(&rt->alive, 1, memory_order_relaxed);
-    pthread_mutex_unlock(&rt->table_lock);
-    *out = a;
+    /* seq_cst: shutdown's walk loads it after storing STOPPING; with
+     * spawn's life/state pair (see spawn()), a slot in use is either seen
+     * by the walk or its spawner sees STOPPING. */
+    atomic_store_explicit(&rt->high_seen, rt->high, memory_order_seq_cst);
+    if (n == 0) {
+        *st = rt->high < rt->nchunks_max * TR__CHUNK ? TR_ENOMEM : TR_ELIMIT;
+    }
+    return n;
+}
+
+tr_status
+tr__slot_alloc(tr_runtime *rt, tr__actor **out)
+{
+    tr__local *l = tr__local_here(rt);
+    tr_status st = TR_OK;
+    uint32_t slot = UINT32_MAX;
+
+    /* relaxed: a count with an exact limit (each spawn counts itself in
+     * and backs out when over); it orders nothing. */
+    if (atomic_fetch_add_explicit(&rt->alive, 1, memory_order_relaxed) >=
+        rt->cfg.max_actors) {
+        atomic_fetch_sub_explicit(&rt->alive, 1, memory_order_relaxed);
+        return TR_ELIMIT;
+    }
+    if (l != NULL && l->slot_len == 0) {
+        uint32_t batch[TR__SLOT_BATCH], n;
+
+        pthread_mutex_lock(&rt->table_lock);
+        n = take_slots(rt, batch, TR__SLOT_BATCH, &st);
+        pthread_mutex_unlock(&rt->table_lock);
+        for (uint32_t i = 0; i < n; i++) {
+            l->slots[(l->slot_head + l->slot_len++) % TR__SLOT_CACHE] =
+                batch[i];
+        }
+    }
+    if (l != NULL && l->slot_len > 0) {
+        slot = l->slots[l->slot_head];
+        l->slot_head = (l->slot_head + 1) % TR__SLOT_CACHE;
+        l->slot_len--;
+    } else if (l == NULL) {
+        pthread_mutex_lock(&rt->table_lock);
+        (void)take_slots(rt, &slot, 1, &st);
+        pthread_mutex_unlock(&rt->table_lock);
+    }
+    if (slot == UINT32_MAX) {
+        atomic_fetch_sub_explicit(&rt->alive, 1, memory_order_relaxed);
+        return st;
+    }
+    *out = slot_at(rt, slot);
     return TR_OK;
 }
 
@@ -157,6 +195,7 @@ void
 tr__slot_release(tr_runtime *rt, tr__actor *a)
 {
     uint32_t gen = atomic_load_explicit(&a->gen, memory_order_relaxed) + 1;
+    tr__local *l = tr__local_here(rt);
 
     if (gen == 0) {
         gen = 1; /* 0 is reserved for TR_NOREF */
@@ -164,13 +203,29 @@ tr__slot_release(tr_runtime *rt, tr__actor *a)
     /* release: lookups that acquire the new generation see a dead header. */
     atomic_store_explicit(&a->gen, gen, memory_order_release);
     atomic_store_explicit(&a->life, TR__LIFE_FREE, memory_order_release);
-    pthread_mutex_lock(&rt->table_lock);
-    if (!free_ring_push(rt, a->slot)) {
-        /* No memory to remember the slot: it is leaked until destroy, which
-         * frees chunks whole. Correctness is unaffected. */
+    if (l != NULL && l->slot_len == TR__SLOT_CACHE) {
+        /* Full: the oldest batch goes to the shared ring. */
+        pthread_mutex_lock(&rt->table_lock);
+        for (uint32_t i = 0; i < TR__SLOT_BATCH; i++) {
+            if (!free_ring_push(rt, l->slots[l->slot_head])) {
+                break; /* no memory: the slot stays cached */
+            }
+            l->slot_head = (l->slot_head + 1) % TR__SLOT_CACHE;
+            l->slot_len--;
+        }
+        pthread_mutex_unlock(&rt->table_lock);
+    }
+    if (l != NULL && l->slot_len < TR__SLOT_CACHE) {
+        l->slots[(l->slot_head + l->slot_len++) % TR__SLOT_CACHE] = a->slot;
+    } else {
+        pthread_mutex_lock(&rt->table_lock);
+        if (!free_ring_push(rt, a->slot)) {
+            /* No memory to remember the slot: it is leaked until destroy,
+             * which frees chunks whole. Correctness is unaffected. */
+        }
+        pthread_mutex_unlock(&rt->table_lock);
     }
     atomic_fetch_sub_explicit(&rt->alive, 1, memory_order_relaxed);
-    pthread_mutex_unlock(&rt->table_lock);
     /* Only a shutdown waits for actors to end (wait_none_alive polls too,
      * so a wake-up missed between the load and its wait costs a tick). */
     if (atomic_load_explicit(&rt->state, memory_order_relaxed) >=
@@ -463,15 +518,6 @@ fail_chunks:
 fail_rt:
     tr__runtimes_add(-1);
     return st;
-}
-
-static tr__actor *
-slot_at(tr_runtime *rt, uint32_t slot)
-{
-    tr__actor *chunk = atomic_load_explicit(
-        &rt->chunks[slot >> TR__CHUNK_SHIFT], memory_order_acquire);
-
-    return chunk ? &chunk[slot & (TR__CHUNK - 1)] : NULL;
 }
 
 /* Waits until no actor is alive. */
