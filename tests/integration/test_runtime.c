@@ -4,6 +4,8 @@
  * version and status strings. */
 #include "itest.h"
 
+#include <stdio.h>
+#include <string.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -870,6 +872,53 @@ relay_on(tr_cx *cx, void *self, const relay_req *r)
 
 TR_ACTOR(relay_actor, char, TR_ON(MSG_SEQ, relay_req, relay_on));
 
+/* TR_EFAILED: a worker (or the timer) thread cannot be started. Capping
+ * the address space a little above what the process maps now leaves room
+ * for the runtime's small allocations but not for a thread's stack (it
+ * runs first: glibc reuses the stacks of exited threads). The sanitizers
+ * reserve huge address ranges, so the test skips under them. */
+static size_t
+mapped_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long pages = 0;
+
+    if (f != NULL) {
+        if (fscanf(f, "%lu", &pages) != 1) {
+            pages = 0;
+        }
+        fclose(f);
+    }
+    return (size_t)pages * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+static void
+test_new_fails_when_threads_cannot_start(void **state)
+{
+    const char *san = getenv("TR_SANITIZER");
+    struct rlimit old, capped;
+    tr_runtime *rt = NULL;
+    tr_config cfg = {0};
+    tr_status st;
+
+    (void)state;
+    if (san != NULL && strcmp(san, "none") != 0 && *san != '\0') {
+        skip();
+    }
+    assert_int_equal(getrlimit(RLIMIT_AS, &old), 0);
+    capped = old;
+    capped.rlim_cur = mapped_bytes() + (2u << 20); /* a stack is 8 MiB */
+    assert_int_equal(setrlimit(RLIMIT_AS, &capped), 0);
+    cfg.workers = 2;
+    st = tr_runtime_new(&rt, &cfg);
+    assert_int_equal(setrlimit(RLIMIT_AS, &old), 0);
+    TR_ASSERT_STATUS(st, TR_EFAILED);
+    assert_null(rt); /* nothing changed, nothing left running */
+    /* With the address space back, the same call works. */
+    TR_ASSERT_OK(tr_runtime_new(&rt, &cfg));
+    tr_runtime_destroy(&rt);
+}
+
 /* An idle runtime uses no CPU: once the work is done, workers park on a
  * futex instead of spinning. A busy-waiting worker would burn about the
  * whole window; the bound is a small fraction of it. */
@@ -1068,6 +1117,9 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
+        /* First: before any thread exists, glibc has no cached stacks
+         * to hand a new thread without mapping one. */
+        T(test_new_fails_when_threads_cannot_start),
         T(test_new_null_config),
         T(test_new_workers_and_mailbox_fields),
         T(test_new_payload_and_actor_limits),
