@@ -603,9 +603,12 @@ tr__run(void *ctx, tr__worker *w, tr__task *item)
     }
     /* A system message that arrives meanwhile (a stop) ends the turn after
      * the message being handled, so it is handled next rather than after
-     * the budget. relaxed: a hint; the next turn takes the lane properly. */
+     * the budget; each turn still handles at least one user message, so a
+     * stream of system messages cannot starve the lane. relaxed: a hint;
+     * the next turn takes the lane properly. */
     while (!(a->lflags & TR__L_ENDING) && n < budget &&
-           atomic_load_explicit(&a->mb.sys, memory_order_relaxed) == NULL) {
+           (n == 0 ||
+            atomic_load_explicit(&a->mb.sys, memory_order_relaxed) == NULL)) {
         tr__mnode *m =
             drop_oldest ? tr__mbox_pop_locked(&a->mb) : tr__mbox_pop(&a->mb);
 
