@@ -458,6 +458,10 @@ end(tr_cx *cx, uint64_t consumed)
     uint64_t word;
 
     tr__mbox_close(&a->mb);
+    if (drop_oldest) {
+        /* A swapper that saw this owner alive finishes before it ends. */
+        tr__mbox_quiesce(&a->mb);
+    }
     if (a->lflags & TR__L_INITED) {
         const tr_handler *term = find_row(a->beh, TR_MSG_TERMINATE);
 
@@ -601,6 +605,11 @@ tr__run(void *ctx, tr__worker *w, tr__task *item)
         tr__mute(rt, a, &consumed, 0)) {
         goto out; /* parked muted; no longer ours */
     }
+    /* Still holding sends (a system message kept it from muting): no user
+     * message runs; the turn ends and the next one takes that message. */
+    if (a->outbox != NULL) {
+        budget = 0;
+    }
     /* A system message that arrives meanwhile (a stop) ends the turn after
      * the message being handled, so it is handled next rather than after
      * the budget; each turn still handles at least one user message, so a
@@ -618,10 +627,14 @@ tr__run(void *ctx, tr__worker *w, tr__task *item)
         n++;
         consumed += TR__MB_USER_ONE;
         handled += dispatch(&cx, (tr__msg *)m);
-        if (!(a->lflags & TR__L_ENDING) && a->outbox != NULL &&
-            tr__mute(rt, a, &consumed, n)) {
-            TR__COUNT(rt, handled, handled);
-            goto out; /* parked muted; no longer ours */
+        if (!(a->lflags & TR__L_ENDING) && a->outbox != NULL) {
+            if (tr__mute(rt, a, &consumed, n)) {
+                TR__COUNT(rt, handled, handled);
+                goto out; /* parked muted; no longer ours */
+            }
+            if (a->outbox != NULL) {
+                break; /* as above: a system message comes first */
+            }
         }
     }
     TR__COUNT(rt, handled, handled);

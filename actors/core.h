@@ -316,10 +316,11 @@ tr_status tr__deliver(tr_runtime *rt, tr__actor *self, tr__msg *m,
 /* Owner: tries to deliver held sends, in order; true when none is left. */
 bool tr__outbox_flush(tr_runtime *rt, tr__actor *a);
 /* Owner: the actor has held sends after a handler; mutes it unless they
- * can go now. Returns true when the actor is parked muted (the caller must
- * not touch it again); `consumed` is the mailbox delta of this turn, which
- * muting releases, and `freed` the user slots this turn freed, which go to
- * waiters. */
+ * can go now or a system message waits (then it returns false with sends
+ * still held, and the caller ends the turn). Returns true when the actor is
+ * parked muted (the caller must not touch it again); `consumed` is the mailbox
+ * delta of this turn, which muting releases, and `freed` the user slots this
+ * turn freed, which go to waiters. */
 bool tr__mute(tr_runtime *rt, tr__actor *a, uint64_t *consumed, uint32_t freed);
 /* Owner: wakes up to `max` waiters, from wpriv first, then grabbing the
  * shared list (one waiter per slot a turn freed: a woken sender retries

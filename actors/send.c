@@ -445,6 +445,13 @@ tr__mute(tr_runtime *rt, tr__actor *a, uint64_t *consumed, uint32_t freed)
             force_first(rt, a);
             continue;
         }
+        if (atomic_load_explicit(&a->mb.sys, memory_order_acquire) != NULL) {
+            /* A system message (a stop) waits: do not park over it. Still
+             * holding, the caller ends the turn, and the next one handles
+             * it; its wake may already have been taken as a retry. */
+            atomic_store_explicit(&a->muted_on, 0, memory_order_seq_cst);
+            return false;
+        }
         old = atomic_load_explicit(&a->wflags, memory_order_acquire);
         /* release: our turn's writes go to the waker that schedules us. */
         if (!(old & TR__W_WAKE) &&

@@ -617,21 +617,22 @@ tr_runtime_destroy(tr_runtime **rtp)
     (void)tr_runtime_shutdown(rt, rt->cfg.drain_ms);
     tr__timers_free(rt->timers);
     tr__exec_free(rt->exec);
+    /* Every actor has ended; only waiter records that arrived after an
+     * actor's last look can remain. Wake (free) them all first: a record's
+     * lookup reads other chunks, so no chunk is freed until this is done. */
     for (c = 0; c < rt->nchunks_max; c++) {
         tr__actor *chunk =
             atomic_load_explicit(&rt->chunks[c], memory_order_relaxed);
 
-        if (chunk == NULL) {
-            continue;
-        }
-        /* Every actor has ended; only waiter records that arrived after an
-         * actor's last look can remain. */
-        for (uint32_t i = 0; i < TR__CHUNK; i++) {
+        for (uint32_t i = 0; chunk != NULL && i < TR__CHUNK; i++) {
             tr__mnode *left = tr__mbox_grab_waiters(&chunk[i].mb);
 
             tr__wake_chain(rt, &left, TR__WAKE_ALL);
         }
-        tr__free_aligned(chunk);
+    }
+    for (c = 0; c < rt->nchunks_max; c++) {
+        tr__free_aligned(
+            atomic_load_explicit(&rt->chunks[c], memory_order_relaxed));
     }
     for (c = 0; c < rt->cfg.workers; c++) {
         tr__msg_cache_drain(&rt->wc[c]);

@@ -28,9 +28,14 @@ admit(tr__mailbox *mb, uint32_t gen, uint64_t one, uint64_t limit_mask,
       uint64_t limit, uint64_t *word_out)
 {
     uint64_t want = tr__mb_epoch_bits(gen);
-    /* acquire: pairs with tr__mbox_open's release, so once the epoch
-     * matches, the capacity and the owner's header are visible. */
-    uint64_t w = atomic_load_explicit(&mb->word, memory_order_acquire);
+    /* seq_cst: acquire pairs with tr__mbox_open's release (once the epoch
+     * matches, the capacity and the owner's header are visible); seq_cst
+     * because a FULL decided from this load is the sender's read in the
+     * Dekker pair with the consumer (see below): after registering as a
+     * waiter, the sender must not read a count older than the consumer's
+     * release. Free on x86-64; on weaker CPUs it is what makes the pair
+     * hold. */
+    uint64_t w = atomic_load_explicit(&mb->word, memory_order_seq_cst);
 
     for (;;) {
         if ((w & ~(TR__MB_TOKENS)) != want) {
@@ -51,9 +56,10 @@ admit(tr__mailbox *mb, uint32_t gen, uint64_t one, uint64_t limit_mask,
          * loads `waiters`; with both sides seq_cst, one of them sees the
          * other, so no waiter sleeps through the room it waits for. On
          * x86-64 any RMW is a full barrier, so this costs nothing extra. */
+        /* Failure reloads w with seq_cst as well, for the same reason. */
         if (atomic_compare_exchange_weak_explicit(&mb->word, &w, w + one,
                                                   memory_order_seq_cst,
-                                                  memory_order_acquire)) {
+                                                  memory_order_seq_cst)) {
             *word_out = w;
             return (w & TR__MB_TOKENS) == 0 ? TR__ADMIT_SCHEDULE : TR__ADMIT_OK;
         }
@@ -206,6 +212,13 @@ pop_unlock(tr__mailbox *mb)
     atomic_store_explicit(&mb->pop_lock, 0, memory_order_release);
 }
 
+void
+tr__mbox_quiesce(tr__mailbox *mb)
+{
+    pop_lock(mb);
+    pop_unlock(mb);
+}
+
 tr__mnode *
 tr__mbox_pop_locked(tr__mailbox *mb)
 {
@@ -229,9 +242,10 @@ tr__mbox_swap_oldest(tr__mailbox *mb, uint32_t gen, tr__mnode *n,
     if (r == TR__ADMIT_OK || r == TR__ADMIT_SCHEDULE) {
         tr__mbox_push(mb, n);
     } else if (r == TR__ADMIT_FULL) {
-        /* The epoch checked out just now and the owner cannot end while we
-         * hold the lock with its count unchanged (its drain pops under this
-         * lock), so the swap stays within this owner's lifetime. */
+        /* The epoch checked out just now, and the owner cannot be replaced
+         * while we hold the lock: an ending owner takes the lock once after
+         * closing the mailbox (tr__mbox_quiesce), so the swap stays within
+         * this owner's lifetime. */
         *oldest = tr__mbox_pop(mb);
         if (*oldest != NULL) {
             tr__mbox_push(mb, n);

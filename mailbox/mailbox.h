@@ -111,6 +111,11 @@ tr__mnode *tr__mbox_pop(tr__mailbox *mb);
 /* Drop-oldest mailboxes: tr__mbox_pop under the pop lock. Consumer. */
 tr__mnode *tr__mbox_pop_locked(tr__mailbox *mb);
 
+/* Drop-oldest mailboxes, the ending owner, after tr__mbox_close: waits
+ * out a producer inside tr__mbox_swap_oldest, so none swaps into the
+ * slot's next owner. */
+void tr__mbox_quiesce(tr__mailbox *mb);
+
 /* Drop-oldest mailboxes, any producer: under the pop lock, admits `n` if
  * there is room now (OK/SCHEDULE, pushed); otherwise takes the oldest
  * linked message out into *oldest and puts `n` in its place, leaving the
