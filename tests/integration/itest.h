@@ -36,40 +36,16 @@
 /* Bound, before scaling, for every "does not hang" wait. */
 #define IT_WAIT_MS 10000u
 
-static inline uint64_t
-it_now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static inline void
-it_sleep_ms(uint32_t ms)
-{
-    struct timespec ts = {(time_t)(ms / 1000u), (long)(ms % 1000u) * 1000000L};
-
-    while (nanosleep(&ts, &ts) != 0) {
-    }
-}
-
-/* `ms` scaled by the sanitizer multiplier. */
-static inline uint64_t
-it_scaled_ms(uint64_t ms)
-{
-    return (uint64_t)((double)ms * tr_test_timeout_multiplier());
-}
-
 #define IT_WAIT_UNTIL_MS(cond, ms)                                             \
     do {                                                                       \
-        uint64_t it_deadline_ = it_now_ns() + it_scaled_ms(ms) * 1000000u;     \
+        uint64_t it_deadline_ =                                                \
+            tr_test_now_ns() + tr_test_scaled_ms(ms) * 1000000u;               \
         while (!(cond)) {                                                      \
-            if (it_now_ns() > it_deadline_) {                                  \
+            if (tr_test_now_ns() > it_deadline_) {                             \
                 fail_msg("timed out after %u ms (unscaled) waiting for: %s",   \
                          (unsigned)(ms), #cond);                               \
             }                                                                  \
-            it_sleep_ms(1);                                                    \
+            tr_test_sleep_ms(1);                                               \
         }                                                                      \
     } while (0)
 
@@ -152,6 +128,32 @@ it_dl_reset(void)
 {
     memset(&it_dls, 0, sizeof it_dls);
 }
+
+/* ---- The runtime of a test --------------------------------------------- */
+
+/* The runtime a test makes; it_teardown destroys it however the test
+ * ended, so a failed assertion leaks nothing. */
+static tr_runtime *g_rt;
+
+static inline int
+it_setup(void **state)
+{
+    (void)state;
+    it_dl_reset();
+    g_rt = NULL;
+    return 0;
+}
+
+static inline int
+it_teardown(void **state)
+{
+    (void)state;
+    tr_runtime_destroy(&g_rt);
+    return 0;
+}
+
+/* Registers a test with it_setup and it_teardown. */
+#define IT_TEST(f) cmocka_unit_test_setup_teardown(f, it_setup, it_teardown)
 
 /* A tr_dead_letter_fn; install with arg &it_dls. */
 static inline void
@@ -303,6 +305,47 @@ it_spawn(tr_runtime *rt, const tr_behavior *b, uint32_t capacity,
     assert_false(tr_ref_is_none(r));
     return r;
 }
+
+/* ---- A counter actor --------------------------------------------------- */
+
+/* Counts each empty message it gets into an atomic its spawner owns. */
+typedef struct it_counter_state {
+    _Atomic uint64_t *count;
+} it_counter_state;
+
+typedef _Atomic uint64_t *it_counter_arg;
+
+static inline tr_status
+it_counter_init(tr_cx *cx, it_counter_state *self, const it_counter_arg *c)
+{
+    (void)cx;
+    self->count = *c;
+    return TR_OK;
+}
+
+static inline tr_status
+it_counter_on(tr_cx *cx, it_counter_state *self, const void *unused)
+{
+    (void)cx;
+    (void)unused;
+    IT_INC(*self->count);
+    return TR_OK;
+}
+
+/* IT_COUNTER(actor, spawn_fn, type) defines a counter actor that counts
+ * messages of `type`, and `tr_ref spawn_fn(tr_runtime *, _Atomic uint64_t
+ * *count)` that spawns one. */
+#define IT_COUNTER(actor, spawn_fn, type)                                      \
+    TR_ACTOR(actor, it_counter_state,                                          \
+             TR_ON_INIT(it_counter_arg, it_counter_init),                      \
+             TR_ON(type, void, it_counter_on));                                \
+    static tr_ref spawn_fn(tr_runtime *rt, _Atomic uint64_t *count)            \
+    {                                                                          \
+        tr_spawn_opts o = {.arg = &count, .arg_len = sizeof count};            \
+        tr_ref r = TR_NOREF;                                                   \
+        TR_ASSERT_OK(tr_spawn(rt, &actor, &o, &r));                            \
+        return r;                                                              \
+    }
 
 /* ---- The jam and closing a gate ---------------------------------------- */
 

@@ -22,25 +22,6 @@ enum {
     MSG_EXIT_LONG,
 };
 
-static tr_runtime *g_rt;
-
-static int
-setup(void **state)
-{
-    (void)state;
-    it_dl_reset();
-    g_rt = NULL;
-    return 0;
-}
-
-static int
-teardown(void **state)
-{
-    (void)state;
-    tr_runtime_destroy(&g_rt);
-    return 0;
-}
-
 /* ---- The probe: records what its handlers see -------------------------- */
 
 struct point {
@@ -207,7 +188,7 @@ test_size_mismatch_is_refused(void **state)
     tr_ref p;
     uint32_t small = 1;
     unsigned char big[sizeof(struct point) + 1] = {0};
-    uint64_t reply = 0, t0, elapsed, timeout = it_scaled_ms(20000);
+    uint64_t reply = 0, t0, elapsed, timeout = tr_test_scaled_ms(20000);
     const it_dl *d;
 
     (void)state;
@@ -228,11 +209,11 @@ test_size_mismatch_is_refused(void **state)
     assert_int_equal(it_dl_at(1)->len, sizeof big);
 
     /* An asker learns at once, well before its timeout. */
-    t0 = it_now_ns();
+    t0 = tr_test_now_ns();
     TR_ASSERT_STATUS(tr_ask_wait(g_rt, p, MSG_POINT, &small, sizeof small,
                                  &reply, sizeof reply, (uint32_t)timeout),
                      TR_EBADMSG);
-    elapsed = (it_now_ns() - t0) / 1000000u;
+    elapsed = (tr_test_now_ns() - t0) / 1000000u;
     assert_true(elapsed < timeout / 2);
 
     /* The handler never ran; the actor is alive and takes good messages. */
@@ -298,7 +279,7 @@ test_unhandled_goes_to_dead_letters(void **state)
 {
     tr_ref p;
     uint32_t v = 42;
-    uint64_t t0, elapsed, timeout = it_scaled_ms(20000);
+    uint64_t t0, elapsed, timeout = tr_test_scaled_ms(20000);
 
     (void)state;
     g_rt = it_runtime(2, NULL);
@@ -311,11 +292,11 @@ test_unhandled_goes_to_dead_letters(void **state)
     assert_int_equal(it_dl_at(0)->seq, 42);
     assert_true(tr_ref_eq(it_dl_at(0)->to, p));
 
-    t0 = it_now_ns();
+    t0 = tr_test_now_ns();
     TR_ASSERT_STATUS(tr_ask_wait(g_rt, p, MSG_OTHER, &v, sizeof v, NULL, 0,
                                  (uint32_t)timeout),
                      TR_EUNHANDLED);
-    elapsed = (it_now_ns() - t0) / 1000000u;
+    elapsed = (tr_test_now_ns() - t0) / 1000000u;
     assert_true(elapsed < timeout / 2);
 
     /* Still alive. */
@@ -1016,46 +997,7 @@ test_actor_limit(void **state)
 
 /* ---- Stale refs -------------------------------------------------------- */
 
-typedef struct cnt_arg {
-    _Atomic uint64_t *count;
-} cnt_arg;
-
-struct cnt {
-    _Atomic uint64_t *count;
-};
-
-static tr_status
-cnt_init(tr_cx *cx, struct cnt *self, const cnt_arg *a)
-{
-    (void)cx;
-    self->count = a->count;
-    return TR_OK;
-}
-
-static tr_status
-cnt_on(tr_cx *cx, struct cnt *self, const void *unused)
-{
-    (void)cx;
-    (void)unused;
-    IT_INC(*self->count);
-    return TR_OK;
-}
-
-TR_ACTOR(counter_actor, struct cnt, TR_ON_INIT(cnt_arg, cnt_init),
-         TR_ON(MSG_EMPTY, void, cnt_on));
-
-static tr_ref
-spawn_counter(_Atomic uint64_t *count)
-{
-    cnt_arg a = {count};
-    tr_spawn_opts o = {0};
-    tr_ref r = TR_NOREF;
-
-    o.arg = &a;
-    o.arg_len = sizeof a;
-    TR_ASSERT_OK(tr_spawn(g_rt, &counter_actor, &o, &r));
-    return r;
-}
+IT_COUNTER(counter_actor, spawn_counter, MSG_EMPTY)
 
 #define STALE_N 200u
 
@@ -1074,14 +1016,14 @@ test_stale_ref_never_reaches_new_actor(void **state)
     cfg.max_actors = 2;
     g_rt = it_runtime(1, &cfg);
     for (uint32_t i = 0; i < STALE_N; i++) {
-        stale[i] = spawn_counter(&old_n);
+        stale[i] = spawn_counter(g_rt, &old_n);
         TR_ASSERT_OK(tr_send(g_rt, stale[i], MSG_EMPTY, NULL, 0));
         IT_WAIT_UNTIL(IT_LOAD(old_n) == i + 1);
         TR_ASSERT_OK(tr_stop(g_rt, stale[i]));
         IT_WAIT_UNTIL(it_stats(g_rt).alive == 0);
     }
     assert_int_equal(IT_LOAD(old_n), STALE_N);
-    live = spawn_counter(&live_n);
+    live = spawn_counter(g_rt, &live_n);
 
     for (uint32_t i = 0; i < STALE_N; i++) {
         assert_false(tr_ref_eq(stale[i], live));
@@ -1106,7 +1048,7 @@ test_stop_dead_or_unknown(void **state)
 
     (void)state;
     g_rt = it_runtime(1, NULL);
-    r = spawn_counter(&n);
+    r = spawn_counter(g_rt, &n);
     TR_ASSERT_OK(tr_stop(g_rt, r));
     IT_WAIT_UNTIL(it_stats(g_rt).alive == 0);
     TR_ASSERT_STATUS(tr_stop(g_rt, r), TR_EDEAD);
@@ -1130,7 +1072,8 @@ test_ask_happy_path(void **state)
     for (v = 1; v <= 20; v++) {
         reply = 0;
         TR_ASSERT_OK(tr_ask_wait(g_rt, p, MSG_ASK, &v, sizeof v, &reply,
-                                 sizeof reply, (uint32_t)it_scaled_ms(5000)));
+                                 sizeof reply,
+                                 (uint32_t)tr_test_scaled_ms(5000)));
         assert_int_equal(reply, v * 2);
     }
     assert_int_equal(IT_LOAD(g_probe.asks), 20);
@@ -1177,11 +1120,11 @@ test_ask_timeout_when_no_reply(void **state)
     (void)state;
     g_rt = it_runtime(2, NULL);
     p = spawn_probe(g_rt);
-    t0 = it_now_ns();
+    t0 = tr_test_now_ns();
     TR_ASSERT_STATUS(tr_ask_wait(g_rt, p, MSG_NOREPLY, &v, sizeof v, &reply,
                                  sizeof reply, 50),
                      TR_ETIMEDOUT);
-    elapsed = it_now_ns() - t0;
+    elapsed = tr_test_now_ns() - t0;
     assert_true(elapsed >= 50u * 1000000u);
     assert_int_equal(IT_LOAD(g_probe.asks), 1);
     assert_int_equal(reply, 0);
@@ -1202,11 +1145,11 @@ test_ask_late_reply_is_dead_lettered(void **state)
     /* The probe is muted: the request waits in its mailbox past the ask's
      * deadline. */
     it_gate_close(g_rt, p, jam);
-    t0 = it_now_ns();
+    t0 = tr_test_now_ns();
     TR_ASSERT_STATUS(
         tr_ask_wait(g_rt, p, MSG_ASK, &v, sizeof v, &reply, sizeof reply, 50),
         TR_ETIMEDOUT);
-    assert_true(it_now_ns() - t0 >= 50u * 1000000u);
+    assert_true(tr_test_now_ns() - t0 >= 50u * 1000000u);
     assert_int_equal(IT_LOAD(g_probe.asks), 0);
 
     /* Open the gate: the probe handles the request and replies late. */
@@ -1214,7 +1157,7 @@ test_ask_late_reply_is_dead_lettered(void **state)
     IT_WAIT_UNTIL(IT_LOAD(g_probe.asks) == 1);
     IT_WAIT_UNTIL(it_dl_count_type(TR_MSG_REPLY) == 1);
     assert_int_equal(reply, 0);
-    it_sleep_ms(20);
+    tr_test_sleep_ms(20);
     assert_int_equal(it_dl_count_type(TR_MSG_REPLY), 1);
     assert_int_equal(it_stats(g_rt).dead_letters, it_dl_total());
 }
@@ -1229,7 +1172,8 @@ test_ask_reply_of_other_size(void **state)
     g_rt = it_runtime(2, NULL);
     p = spawn_probe(g_rt);
     TR_ASSERT_STATUS(tr_ask_wait(g_rt, p, MSG_BADREPLY, &v, sizeof v, &reply,
-                                 sizeof reply, (uint32_t)it_scaled_ms(5000)),
+                                 sizeof reply,
+                                 (uint32_t)tr_test_scaled_ms(5000)),
                      TR_EBADMSG);
     assert_int_equal(reply, 0);
 }
@@ -1274,11 +1218,11 @@ static void *
 ask_main(void *arg)
 {
     ask_job *j = arg;
-    uint64_t v = 3, reply = 0, t0 = it_now_ns();
+    uint64_t v = 3, reply = 0, t0 = tr_test_now_ns();
 
     j->st = tr_ask_wait(j->rt, j->to, j->type, &v, sizeof v, &reply,
                         sizeof reply, j->timeout_ms);
-    j->elapsed_ns = it_now_ns() - t0;
+    j->elapsed_ns = tr_test_now_ns() - t0;
     IT_STORE(j->done, 1);
     return NULL;
 }
@@ -1301,7 +1245,8 @@ test_ask_dead_actor(void **state)
     TR_ASSERT_OK(tr_stop(g_rt, p));
     IT_WAIT_UNTIL(it_stats(g_rt).alive == 0);
     TR_ASSERT_STATUS(tr_ask_wait(g_rt, p, MSG_ASK, &v, sizeof v, &reply,
-                                 sizeof reply, (uint32_t)it_scaled_ms(5000)),
+                                 sizeof reply,
+                                 (uint32_t)tr_test_scaled_ms(5000)),
                      TR_EDEAD);
 
     /* An actor that ends while the request waits in its mailbox: the asker
@@ -1313,10 +1258,10 @@ test_ask_dead_actor(void **state)
     j.rt = g_rt;
     j.to = p;
     j.type = MSG_ASK;
-    j.timeout_ms = (uint32_t)it_scaled_ms(20000);
+    j.timeout_ms = (uint32_t)tr_test_scaled_ms(20000);
     assert_int_equal(pthread_create(&th, NULL, ask_main, &j), 0);
     IT_WAIT_UNTIL(it_stats(g_rt).alive > base); /* the asker's reply port */
-    it_sleep_ms(20);
+    tr_test_sleep_ms(20);
     TR_ASSERT_OK(tr_stop(g_rt, p));
     IT_WAIT_UNTIL(IT_LOAD(j.done) == 1);
     assert_int_equal(pthread_join(th, NULL), 0);
@@ -1334,16 +1279,16 @@ test_ask_actor_ends_without_reply(void **state)
 {
     tr_ref p;
     uint64_t v = 1, reply = 0, t0, elapsed_ms;
-    uint32_t timeout = (uint32_t)it_scaled_ms(1000);
+    uint32_t timeout = (uint32_t)tr_test_scaled_ms(1000);
 
     (void)state;
     g_rt = it_runtime(2, NULL);
     p = spawn_probe(g_rt);
-    t0 = it_now_ns();
+    t0 = tr_test_now_ns();
     TR_ASSERT_STATUS(tr_ask_wait(g_rt, p, MSG_EXIT_NOREPLY, &v, sizeof v,
                                  &reply, sizeof reply, timeout),
                      TR_EDEAD);
-    elapsed_ms = (it_now_ns() - t0) / 1000000u;
+    elapsed_ms = (tr_test_now_ns() - t0) / 1000000u;
     assert_true(elapsed_ms < timeout);
 }
 
@@ -1362,7 +1307,7 @@ test_reply_without_sender(void **state)
     assert_int_equal(it_dl_total(), 0);
 }
 
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define T(f) IT_TEST(f)
 
 int
 main(void)

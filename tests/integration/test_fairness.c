@@ -13,25 +13,6 @@ enum {
 
 #define BUDGET 8u
 
-static tr_runtime *g_rt;
-
-static int
-setup(void **state)
-{
-    (void)state;
-    it_dl_reset();
-    g_rt = NULL;
-    return 0;
-}
-
-static int
-teardown(void **state)
-{
-    (void)state;
-    tr_runtime_destroy(&g_rt);
-    return 0;
-}
-
 static tr_runtime *
 one_worker_runtime(void)
 {
@@ -131,7 +112,7 @@ test_flood_does_not_starve_others(void **state)
     /* The ping was handled while the flood was still going. */
     assert_true(seen < total);
     assert_true(total - seen >= QUEUE_K - BUDGET);
-    it_sleep_ms(10);
+    tr_test_sleep_ms(10);
     assert_int_equal(IT_LOAD(g_fl.handled), total);
     assert_int_equal(it_dl_total(), 0);
 }
@@ -235,7 +216,7 @@ test_turn_is_at_most_budget(void **state)
     assert_true(seen[0] > 0 && seen[1] > 0);
 }
 
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define T(f) IT_TEST(f)
 
 int
 main(void)

@@ -22,8 +22,6 @@ enum {
 #define FLOOD 20u
 #define MAXN  4096u
 
-static tr_runtime *g_rt;
-
 /* What the receiver saw, in order, and how it ended. */
 static struct {
     _Atomic uint32_t n;
@@ -36,19 +34,8 @@ static struct {
 static int
 setup(void **state)
 {
-    (void)state;
-    it_dl_reset();
     memset(&g_rcv, 0, sizeof g_rcv);
-    g_rt = NULL;
-    return 0;
-}
-
-static int
-teardown(void **state)
-{
-    (void)state;
-    tr_runtime_destroy(&g_rt);
-    return 0;
+    return it_setup(state);
 }
 
 static tr_status
@@ -465,10 +452,10 @@ static void *
 send_main(void *arg)
 {
     send_job *j = arg;
-    uint64_t t0 = it_now_ns();
+    uint64_t t0 = tr_test_now_ns();
 
     j->st = tr_send(j->rt, j->to, MSG_SEQ, &j->seq, sizeof j->seq);
-    j->elapsed_ns = it_now_ns() - t0;
+    j->elapsed_ns = tr_test_now_ns() - t0;
     IT_STORE(j->done, 1);
     return NULL;
 }
@@ -507,7 +494,7 @@ test_backpressure_outside_blocks_then_succeeds(void **state)
     assert_int_equal(pthread_create(&th, NULL, send_main, &j), 0);
     /* It blocks while the receiver is full. A send that returned early
      * would be caught here; a slow start of the thread cannot fail this. */
-    it_sleep_ms(50);
+    tr_test_sleep_ms(50);
     assert_int_equal(IT_LOAD(j.done), 0);
     TR_ASSERT_OK(tr_stop(g_rt, jam));
     IT_WAIT_UNTIL(IT_LOAD(j.done) == 1);
@@ -532,11 +519,11 @@ test_backpressure_outside_timeout(void **state)
     cfg.send_timeout_ms = 40;
     cfg.drain_ms = 100;
     r = full_gate(2, &cfg, &jam);
-    t0 = it_now_ns();
+    t0 = tr_test_now_ns();
     TR_ASSERT_STATUS(tr_send(g_rt, r, MSG_SEQ, &seq, sizeof seq), TR_ETIMEDOUT);
-    elapsed = it_now_ns() - t0;
+    elapsed = tr_test_now_ns() - t0;
     assert_true(elapsed >= 40u * 1000000u);
-    assert_true(elapsed < it_scaled_ms(IT_WAIT_MS) * 1000000u);
+    assert_true(elapsed < tr_test_scaled_ms(IT_WAIT_MS) * 1000000u);
 
     /* Not delivered: once the gate opens the receiver gets 0, 1 and then
      * the next message, never 99. */
@@ -565,7 +552,7 @@ test_backpressure_outside_receiver_dies(void **state)
     j.to = r;
     j.seq = 1;
     assert_int_equal(pthread_create(&th, NULL, send_main, &j), 0);
-    it_sleep_ms(20);
+    tr_test_sleep_ms(20);
     /* The blocked sender learns that the receiver died, long before the
      * default 30 s send timeout, and its message is dead-lettered. */
     TR_ASSERT_OK(tr_stop(g_rt, r));
@@ -600,7 +587,7 @@ test_outbox_limit(void **state)
     s = quiet_stats(b.handled + 1 + CAP + 5);
     assert_int_equal(s.held - b.held, 5);
     assert_int_equal(s.dead_letters - b.dead_letters, 0);
-    it_sleep_ms(10);
+    tr_test_sleep_ms(10);
     assert_int_equal(IT_LOAD(g_rcv.n), CAP + 5);
 }
 
@@ -797,7 +784,7 @@ test_muting_receiver_wakes_every_waiter(void **state)
     IT_WAIT_UNTIL(it_stats(g_rt).held >= 4); /* B's and the three */
     TR_ASSERT_OK(tr_stop(g_rt, g_mr_jam[0]));
     IT_WAIT_UNTIL(IT_LOAD(g_mr_got) == 2); /* B is muted on jam 2 */
-    it_sleep_ms(20);
+    tr_test_sleep_ms(20);
     TR_ASSERT_OK(tr_stop(g_rt, g_mr_jam[1]));
     IT_WAIT_UNTIL(IT_LOAD(g_mr_got) == 1 + 4);
 }
@@ -1024,7 +1011,7 @@ test_dead_letter_forward(void **state)
     TR_ASSERT_OK(tr_dead_letters_forward(g_rt, sub));
     TR_ASSERT_STATUS(tr_send(g_rt, r, MSG_SEQ, &v, sizeof v), TR_EDEAD);
     IT_WAIT_UNTIL(IT_LOAD(g_fwd.n) == 2);
-    it_sleep_ms(10);
+    tr_test_sleep_ms(10);
     assert_int_equal(IT_LOAD(g_fwd.n), 2);
 
     /* A dead subscriber: the forward fails, is counted, and is not
@@ -1032,13 +1019,13 @@ test_dead_letter_forward(void **state)
     TR_ASSERT_OK(tr_stop(g_rt, sub));
     IT_WAIT_UNTIL(it_stats(g_rt).alive == 0);
     TR_ASSERT_STATUS(tr_send(g_rt, r, MSG_SEQ, &v, sizeof v), TR_EDEAD);
-    it_sleep_ms(10);
+    tr_test_sleep_ms(10);
     assert_int_equal(it_dl_count(MSG_SEQ, TR_EDEAD), 4);
     assert_int_equal(it_stats(g_rt).dead_letters, it_dl_total());
     assert_int_equal(IT_LOAD(g_fwd.n), 2);
 }
 
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, it_teardown)
 
 int
 main(void)

@@ -16,68 +16,25 @@ enum {
     MSG_OTHER,
 };
 
-static tr_runtime *g_rt, *g_rt2;
+static tr_runtime *g_rt2; /* a second runtime, for the tests that need one */
 
 static int
 setup(void **state)
 {
-    (void)state;
-    it_dl_reset();
-    g_rt = g_rt2 = NULL;
-    return 0;
+    g_rt2 = NULL;
+    return it_setup(state);
 }
 
 static int
 teardown(void **state)
 {
-    (void)state;
-    tr_runtime_destroy(&g_rt);
     tr_runtime_destroy(&g_rt2);
-    return 0;
+    return it_teardown(state);
 }
 
 /* ---- A counter actor: counts pings into an atomic the spawner owns ----- */
 
-typedef struct cnt_arg {
-    _Atomic uint64_t *count;
-} cnt_arg;
-
-struct cnt {
-    _Atomic uint64_t *count;
-};
-
-static tr_status
-cnt_init(tr_cx *cx, struct cnt *self, const cnt_arg *a)
-{
-    (void)cx;
-    self->count = a->count;
-    return TR_OK;
-}
-
-static tr_status
-cnt_ping(tr_cx *cx, struct cnt *self, const void *unused)
-{
-    (void)cx;
-    (void)unused;
-    IT_INC(*self->count);
-    return TR_OK;
-}
-
-TR_ACTOR(counter_actor, struct cnt, TR_ON_INIT(cnt_arg, cnt_init),
-         TR_ON(MSG_PING, void, cnt_ping));
-
-static tr_ref
-spawn_counter(tr_runtime *rt, _Atomic uint64_t *count)
-{
-    cnt_arg a = {count};
-    tr_spawn_opts o = {0};
-    tr_ref r = TR_NOREF;
-
-    o.arg = &a;
-    o.arg_len = sizeof a;
-    TR_ASSERT_OK(tr_spawn(rt, &counter_actor, &o, &r));
-    return r;
-}
+IT_COUNTER(counter_actor, spawn_counter, MSG_PING)
 
 /* A runtime works: an actor spawned on it handles a ping. */
 static void
@@ -277,9 +234,9 @@ test_new_send_timeout_field(void **state)
     it_gate_close(g_rt, gate, jam);
     TR_ASSERT_OK(tr_send(g_rt, gate, MSG_PING, NULL, 0)); /* now full */
 
-    t0 = it_now_ns();
+    t0 = tr_test_now_ns();
     TR_ASSERT_STATUS(tr_send(g_rt, gate, MSG_OTHER, NULL, 0), TR_ETIMEDOUT);
-    t1 = it_now_ns();
+    t1 = tr_test_now_ns();
     assert_true(t1 - t0 >= 30u * 1000000u);
     TR_ASSERT_OK(tr_stop(g_rt, jam));
     /* Nothing was sent: once the gate is open it handles the queued ping
@@ -347,9 +304,9 @@ test_new_drain_ms_field(void **state)
     /* Destroy drains for the configured 30 ms, not the default 5 s, then
      * stops the busy actor. The bound is not scaled on purpose: it only has
      * to tell 30 ms from 5,000 ms. */
-    t0 = it_now_ns();
+    t0 = tr_test_now_ns();
     tr_runtime_destroy(&g_rt);
-    elapsed_ms = (it_now_ns() - t0) / 1000000u;
+    elapsed_ms = (tr_test_now_ns() - t0) / 1000000u;
     assert_null(g_rt);
     assert_true(elapsed_ms < 4000);
     assert_int_equal(IT_LOAD(g_busy_terms), 1);
@@ -505,7 +462,7 @@ test_foreign_ref_is_dead(void **state)
     assert_int_equal(it_stats(g_rt2).dead_letters, 1);
     assert_int_equal(IT_LOAD(g_dl_b), 1);
     TR_ASSERT_STATUS(tr_ask_wait(g_rt2, ra, MSG_PING, NULL, 0, NULL, 0,
-                                 (uint32_t)it_scaled_ms(5000)),
+                                 (uint32_t)tr_test_scaled_ms(5000)),
                      TR_EDEAD);
     assert_true(IT_LOAD(g_dl_b) >= 2);
     assert_int_equal(IT_LOAD(g_dl_a), 0);
@@ -650,7 +607,7 @@ test_shutdown_drains_queued_messages(void **state)
     /* Queue DRAIN_K messages and shut down without waiting for them: the
      * flood and its handling happen while the runtime drains. */
     it_call_async(g_rt, p, do_seq_flood, &f);
-    TR_ASSERT_OK(it_shutdown_bounded(g_rt, (uint32_t)it_scaled_ms(20000),
+    TR_ASSERT_OK(it_shutdown_bounded(g_rt, (uint32_t)tr_test_scaled_ms(20000),
                                      IT_WAIT_MS * 3));
 
     /* shutdown returned: every actor is gone, nothing more to wait for. */
@@ -827,13 +784,14 @@ test_shutdown_while_handlers_spawn(void **state)
             s = it_spawn(g_rt, &spawner_actor, 0, 0, TR_BACKPRESSURE);
             TR_ASSERT_OK(tr_send(g_rt, s, MSG_PING, NULL, 0));
         }
-        it_sleep_ms(1);
+        tr_test_sleep_ms(1);
         j->rt = g_rt;
         j->drain_ms = 0;
         assert_int_equal(pthread_create(&th, NULL, it_shutdown_main, j), 0);
-        deadline = it_now_ns() + it_scaled_ms(SPAWN_RACE_BOUND) * 1000000u;
-        while (!IT_LOAD(j->done) && it_now_ns() < deadline) {
-            it_sleep_ms(1);
+        deadline =
+            tr_test_now_ns() + tr_test_scaled_ms(SPAWN_RACE_BOUND) * 1000000u;
+        while (!IT_LOAD(j->done) && tr_test_now_ns() < deadline) {
+            tr_test_sleep_ms(1);
         }
         if (!IT_LOAD(j->done)) {
             tr_stats st = it_stats(g_rt);
@@ -948,9 +906,9 @@ test_idle_runtime_uses_no_cpu(void **state)
         TR_ASSERT_OK(tr_send(g_rt, r, MSG_PING, NULL, 0));
     }
     IT_WAIT_UNTIL(IT_LOAD(n) == 1000);
-    it_sleep_ms(50); /* let the workers finish spinning and park */
+    tr_test_sleep_ms(50); /* let the workers finish spinning and park */
     before = cpu_us();
-    it_sleep_ms(500);
+    tr_test_sleep_ms(500);
     used = cpu_us() - before;
     /* Two spinning workers would use ~1,000 ms here. */
     if (used > 50000) {

@@ -12,25 +12,6 @@ enum {
     MSG_BUF,
 };
 
-static tr_runtime *g_rt;
-
-static int
-setup(void **state)
-{
-    (void)state;
-    it_dl_reset();
-    g_rt = NULL;
-    return 0;
-}
-
-static int
-teardown(void **state)
-{
-    (void)state;
-    tr_runtime_destroy(&g_rt);
-    return 0;
-}
-
 /* ---- A sink: counts messages and records buffers it sees -------------- */
 
 static struct {
@@ -588,7 +569,7 @@ test_rt_form_in_handler_acts_as_actor(void **state)
     assert_ptr_equal(g_sink.buf_ptr, j.orig);
 }
 
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define T(f) IT_TEST(f)
 
 int
 main(void)

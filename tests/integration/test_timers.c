@@ -14,8 +14,6 @@ struct tick {
     uint64_t set_ns; /* when the timer was set, by the test's clock */
 };
 
-static tr_runtime *g_rt;
-
 static struct {
     _Atomic uint32_t n;
     uint64_t at_ns[MAXT];
@@ -28,19 +26,8 @@ static struct {
 static int
 setup(void **state)
 {
-    (void)state;
-    it_dl_reset();
     memset(&g_ticks, 0, sizeof g_ticks);
-    g_rt = NULL;
-    return 0;
-}
-
-static int
-teardown(void **state)
-{
-    (void)state;
-    tr_runtime_destroy(&g_rt);
-    return 0;
+    return it_setup(state);
 }
 
 static tr_status
@@ -51,7 +38,7 @@ on_tick(tr_cx *cx, void *self, const struct tick *t)
 
     (void)self;
     if (i < MAXT) {
-        g_ticks.at_ns[i] = it_now_ns();
+        g_ticks.at_ns[i] = tr_test_now_ns();
         g_ticks.set_ns[i] = t->set_ns;
         g_ticks.seq[i] = t->seq;
         g_ticks.sender[i] = tr_sender(cx);
@@ -84,7 +71,7 @@ test_send_after_from_outside(void **state)
     (void)state;
     g_rt = it_runtime(2, NULL);
     r = spawn_ticker(g_rt, 0, 0, TR_BACKPRESSURE);
-    tk.set_ns = it_now_ns();
+    tk.set_ns = tr_test_now_ns();
     tk.seq = 1;
     TR_ASSERT_OK(tr_send_after(g_rt, r, MSG_TICK, &tk, sizeof tk, 30, &t));
     IT_WAIT_UNTIL(IT_LOAD(g_ticks.n) == 1);
@@ -95,7 +82,7 @@ test_send_after_from_outside(void **state)
     assert_int_equal(g_ticks.seq[0], 1);
 
     /* Once. */
-    it_sleep_ms(100);
+    tr_test_sleep_ms(100);
     assert_int_equal(IT_LOAD(g_ticks.n), 1);
     assert_int_equal(it_stats(g_rt).timers_fired, 1);
     /* A fired timer cannot be canceled. */
@@ -121,7 +108,7 @@ static void
 do_set_timer(tr_cx *cx, void *arg)
 {
     timer_job *j = arg;
-    struct tick tk = {.set_ns = it_now_ns(), .seq = 7};
+    struct tick tk = {.set_ns = tr_test_now_ns(), .seq = 7};
 
     j->self = tr_self(cx);
     if (j->every) {
@@ -151,7 +138,7 @@ test_send_after_from_handler(void **state)
     /* The sender is the actor that set the timer. */
     assert_true(tr_ref_eq(g_ticks.sender[0], a));
     assert_true(tr_ref_eq(j.self, a));
-    it_sleep_ms(60);
+    tr_test_sleep_ms(60);
     assert_int_equal(IT_LOAD(g_ticks.n), 1);
 }
 
@@ -162,7 +149,7 @@ test_cancel_before_fire(void **state)
     tr_timer t;
     struct tick tk = {.set_ns = 0, .seq = 3};
     /* Long enough that this thread cannot miss it between the two calls. */
-    uint32_t delay = (uint32_t)it_scaled_ms(200);
+    uint32_t delay = (uint32_t)tr_test_scaled_ms(200);
 
     (void)state;
     g_rt = it_runtime(1, NULL);
@@ -171,7 +158,7 @@ test_cancel_before_fire(void **state)
     TR_ASSERT_OK(tr_timer_cancel(g_rt, t));
     TR_ASSERT_STATUS(tr_timer_cancel(g_rt, t), TR_ENOENT);
     /* Past the original deadline: it never sent. */
-    it_sleep_ms(delay + 100);
+    tr_test_sleep_ms(delay + 100);
     assert_int_equal(IT_LOAD(g_ticks.n), 0);
     assert_int_equal(it_stats(g_rt).timers_fired, 0);
     assert_int_equal(it_dl_total(), 0);
@@ -215,7 +202,7 @@ test_send_every_and_cancel(void **state)
     fired = it_stats(g_rt).timers_fired;
     assert_true(fired >= 3);
     IT_WAIT_UNTIL(IT_LOAD(g_ticks.n) == fired);
-    it_sleep_ms(60);
+    tr_test_sleep_ms(60);
     assert_int_equal(IT_LOAD(g_ticks.n), fired);
     assert_int_equal(it_stats(g_rt).timers_fired, fired);
     TR_ASSERT_STATUS(tr_timer_cancel(g_rt, t), TR_ENOENT);
@@ -293,7 +280,7 @@ test_timer_argument_errors(void **state)
         TR_ASSERT_STATUS(g_bad_cx[i], TR_EINVAL);
     }
     /* Nothing was armed. */
-    it_sleep_ms(20);
+    tr_test_sleep_ms(20);
     assert_int_equal(it_stats(g_rt).timers_fired, 0);
     assert_int_equal(IT_LOAD(g_ticks.n), 0);
 }
@@ -326,7 +313,7 @@ test_interval_to_dead_actor_stops(void **state)
     tr_ref r;
     tr_timer t;
     struct tick tk = {.set_ns = 0, .seq = 4};
-    uint64_t f0, f1, window = it_scaled_ms(100);
+    uint64_t f0, f1, window = tr_test_scaled_ms(100);
     uint64_t deadline;
 
     (void)state;
@@ -339,15 +326,15 @@ test_interval_to_dead_actor_stops(void **state)
     /* The next tick finds it dead and is dead-lettered ... */
     IT_WAIT_UNTIL(it_dl_count(MSG_TICK, TR_EDEAD) >= 1);
     /* ... and the interval cancels itself: no more fires, and it is gone. */
-    deadline = it_now_ns() + it_scaled_ms(IT_WAIT_MS) * 1000000u;
+    deadline = tr_test_now_ns() + tr_test_scaled_ms(IT_WAIT_MS) * 1000000u;
     for (;;) {
         f0 = it_stats(g_rt).timers_fired;
-        it_sleep_ms((uint32_t)window);
+        tr_test_sleep_ms((uint32_t)window);
         f1 = it_stats(g_rt).timers_fired;
         if (f0 == f1) {
             break;
         }
-        if (it_now_ns() > deadline) {
+        if (tr_test_now_ns() > deadline) {
             fail_msg("the interval kept firing at a dead actor");
         }
     }
@@ -430,7 +417,7 @@ test_timers_after_shutdown(void **state)
     assert_int_equal(IT_LOAD(g_ticks.n), 0);
 }
 
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, it_teardown)
 
 int
 main(void)

@@ -70,30 +70,11 @@ static struct {
     double mult;
 } S;
 
-static uint64_t
-now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* A deadline `ms` milliseconds from now, scaled for sanitizers. */
 static uint64_t
 deadline_ms(uint64_t ms)
 {
-    return now_ns() + (uint64_t)((double)ms * S.mult) * 1000000u;
-}
-
-static void
-sleep_us(uint64_t us)
-{
-    struct timespec ts = {(time_t)(us / 1000000u),
-                          (long)(us % 1000000u) * 1000};
-
-    while (nanosleep(&ts, &ts) != 0) {
-    }
+    return tr_test_now_ns() + (uint64_t)((double)ms * S.mult) * 1000000u;
 }
 
 /* splitmix64: one stream per (seed, stream) pair. */
@@ -195,11 +176,11 @@ assert_no_errors(void)
                 (ok) = true;                                                   \
                 break;                                                         \
             }                                                                  \
-            if (now_ns() >= wait_dl_ || have_errors()) {                       \
+            if (tr_test_now_ns() >= wait_dl_ || have_errors()) {               \
                 (ok) = (cond);                                                 \
                 break;                                                         \
             }                                                                  \
-            sleep_us(200);                                                     \
+            tr_test_sleep_us(200);                                             \
         }                                                                      \
     } while (0)
 
@@ -655,7 +636,7 @@ test_producers_into_one(void **state)
 {
     uint32_t nthreads = clamp_u32(S.threads, 1, 64);
     uint32_t nprod = 2 * nthreads;
-    uint64_t end = now_ns() + S.seconds * 1000000000u, held = 0;
+    uint64_t end = tr_test_now_ns() + S.seconds * 1000000000u, held = 0;
     uint32_t round = 0;
 
     (void)state;
@@ -667,7 +648,7 @@ test_producers_into_one(void **state)
     do {
         held += p1_round(2 + round % 3, nthreads, nprod);
         round++;
-    } while ((round < 3 || now_ns() < end) && !have_errors());
+    } while ((round < 3 || tr_test_now_ns() < end) && !have_errors());
     print_message("producers_into_one: %u rounds, %u senders x %u, %llu "
                   "held sends, %llu producer pauses\n",
                   round, P1.nsenders, P1.k, (unsigned long long)held,
@@ -1004,10 +985,10 @@ test_spawn_stop_churn(void **state)
     }
     start_threads(th, nthreads, ch_thread);
     {
-        uint64_t end = now_ns() + S.seconds * 1000000000u;
+        uint64_t end = tr_test_now_ns() + S.seconds * 1000000000u;
 
-        while (now_ns() < end && !have_errors()) {
-            sleep_us(10000);
+        while (tr_test_now_ns() < end && !have_errors()) {
+            tr_test_sleep_us(10000);
         }
     }
     atomic_store_explicit(&CH.stop, 1, memory_order_relaxed);
@@ -1235,7 +1216,8 @@ static void
 test_pingpong_storm(void **state)
 {
     uint32_t npairs = clamp_u32(S.actors / 10, 10, 100), round;
-    uint64_t end = now_ns() + S.seconds * 1000000000u, steals = 0, parks = 0;
+    uint64_t end = tr_test_now_ns() + S.seconds * 1000000000u, steals = 0,
+             parks = 0;
     tr_ref *pingers;
     bool ok;
 
@@ -1247,7 +1229,7 @@ test_pingpong_storm(void **state)
     pingers = defer_calloc(npairs, sizeof *pingers);
 
     /* Fresh runtimes on 2, 3 and 4 workers until the time is up. */
-    for (round = 0; round < 3 || now_ns() < end; round++) {
+    for (round = 0; round < 3 || tr_test_now_ns() < end; round++) {
         uint32_t workers = 2 + round % 3;
         tr_stats st;
 
@@ -1394,7 +1376,7 @@ pw_thread(void *arg)
             }
             atomic_fetch_add_explicit(&PW.timers, 1, memory_order_relaxed);
         }
-        sleep_us(rng_below(&rng, 3001));
+        tr_test_sleep_us(rng_below(&rng, 3001));
     }
     return NULL;
 }
@@ -1420,10 +1402,10 @@ test_park_wake_storm(void **state)
     parks0 = stats().parks;
     start_threads(th, nthreads, pw_thread);
     {
-        uint64_t end = now_ns() + S.seconds * 1000000000u;
+        uint64_t end = tr_test_now_ns() + S.seconds * 1000000000u;
 
-        while (now_ns() < end && !have_errors()) {
-            sleep_us(10000);
+        while (tr_test_now_ns() < end && !have_errors()) {
+            tr_test_sleep_us(10000);
         }
     }
     atomic_store_explicit(&PW.stop, 1, memory_order_relaxed);
@@ -1435,7 +1417,7 @@ test_park_wake_storm(void **state)
           (unsigned long long)LOAD(PW.lost),
           (unsigned long long)LOAD(PW.expected));
     /* Nothing more may trickle in. */
-    sleep_us(20000);
+    tr_test_sleep_us(20000);
     CHECK(LOAD(PW.handled) + LOAD(PW.lost) == LOAD(PW.expected),
           "more messages handled than sent: %llu + %llu > %llu",
           (unsigned long long)LOAD(PW.handled),
@@ -1802,7 +1784,7 @@ test_policies_accounting(void **state)
     static const tr_overflow policies[] = {
         TR_BACKPRESSURE, TR_REJECT, TR_DROP_NEWEST, TR_DROP_OLDEST, TR_FAIL};
     uint64_t rng = rng_seed(5, 999);
-    uint64_t end = now_ns() + S.seconds * 1000000000u;
+    uint64_t end = tr_test_now_ns() + S.seconds * 1000000000u;
     po_sum sum[5];
     uint32_t round = 0;
 
@@ -1813,7 +1795,7 @@ test_policies_accounting(void **state)
         po_round(policies[round % 5], &rng, &sum[round % 5]);
         assert_no_errors();
         round++;
-    } while (round < 5 || now_ns() < end);
+    } while (round < 5 || tr_test_now_ns() < end);
     for (int i = 0; i < 5; i++) {
         print_message("policies_accounting: %-12s %llu rounds: %llu sent, "
                       "%llu delivered, %llu dropped, %llu rejected, %llu "
@@ -2044,7 +2026,7 @@ ks_killer_thread(void *arg)
 
     while (!atomic_load_explicit(&KS.stop, memory_order_relaxed)) {
         ks_replace(OUTSIDE, &rng);
-        sleep_us(rng_below(&rng, 50));
+        tr_test_sleep_us(rng_below(&rng, 50));
     }
     return NULL;
 }
@@ -2080,10 +2062,10 @@ test_kill_during_send(void **state)
     start_threads(sth, nsend, ks_sender_thread);
     start_threads(kth, nkill, ks_killer_thread);
     {
-        uint64_t end = now_ns() + S.seconds * 1000000000u;
+        uint64_t end = tr_test_now_ns() + S.seconds * 1000000000u;
 
-        while (now_ns() < end && !have_errors()) {
-            sleep_us(10000);
+        while (tr_test_now_ns() < end && !have_errors()) {
+            tr_test_sleep_us(10000);
         }
     }
     atomic_store_explicit(&KS.stop, 1, memory_order_relaxed);
@@ -2352,7 +2334,7 @@ static void
 test_mute_cycles(void **state)
 {
     uint64_t rng = rng_seed(7, 0), held = 0, over = 0;
-    uint64_t end = now_ns() + S.seconds * 1000000000u;
+    uint64_t end = tr_test_now_ns() + S.seconds * 1000000000u;
     uint32_t round = 0;
     tr_ref *refs;
     tr_stats st;
@@ -2367,7 +2349,7 @@ test_mute_cycles(void **state)
         held += st.held;
         over += st.overcommits;
         round++;
-    } while ((round < 3 || now_ns() < end) && !have_errors());
+    } while ((round < 3 || tr_test_now_ns() < end) && !have_errors());
     print_message("mute_cycles: %u runtimes, %u rings (%u members) x %u "
                   "messages, %llu held, %llu overcommits\n",
                   round, MC_RINGS_PER_K * MC_MAXK, MC_MEMBERS, MC.f,

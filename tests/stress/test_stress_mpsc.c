@@ -31,6 +31,7 @@
  * run's random choices (batch sizes, yields, lanes); the seed is printed
  * first. The interleaving itself is up to the OS scheduler. */
 #include "tr_test.h"
+#include "tr_stress.h"
 
 #include "mailbox/mailbox.h"
 
@@ -76,7 +77,6 @@ struct run {
     bool activation; /* test_activation_handoff's protocol */
     producer prod[MAX_THREADS];
     uint64_t total_user, total_sys;
-    uint64_t deadline_ns;
 
     /* Producers, any thread. */
     _Atomic uint64_t schedules; /* SCHEDULE results */
@@ -99,47 +99,8 @@ struct run {
     _Atomic uint64_t activations, handovers;
     _Atomic uint32_t done; /* main: everything consumed; consumers exit */
 
-    /* The first failure; threads stop soon after one is recorded. */
-    _Atomic uint32_t failed;
-    pthread_mutex_t fail_lock;
-    char why[256];
+    tr_stress_fail fail; /* the first failure and the deadline */
 };
-
-static void
-failf(run *r, const char *fmt, ...)
-{
-    va_list ap;
-
-    pthread_mutex_lock(&r->fail_lock);
-    if (!atomic_load_explicit(&r->failed, memory_order_relaxed)) {
-        va_start(ap, fmt);
-        vsnprintf(r->why, sizeof r->why, fmt, ap);
-        va_end(ap);
-    }
-    atomic_store_explicit(&r->failed, 1, memory_order_release);
-    pthread_mutex_unlock(&r->fail_lock);
-}
-
-/* True once something failed or the run is past its deadline. */
-static bool
-stop_now(run *r)
-{
-    if (atomic_load_explicit(&r->failed, memory_order_acquire)) {
-        return true;
-    }
-    if (tr__now_ns() > r->deadline_ns) {
-        failf(r, "no progress before the deadline (%" PRIu64 " ms)",
-              P.timeout_ms);
-        return true;
-    }
-    return false;
-}
-
-static uint32_t
-rnd(uint64_t *rng, uint32_t n)
-{
-    return (uint32_t)(tr__mix64(rng) % n);
-}
 
 /* ---- Producers --------------------------------------------------------- */
 
@@ -148,7 +109,7 @@ rnd(uint64_t *rng, uint32_t n)
 static void
 deliver(run *r, producer *p, msg *m, tr__admit a)
 {
-    if (rnd(&p->rng, 256) == 0) {
+    if (tr_stress_rnd(&p->rng, 256) == 0) {
         sched_yield(); /* leave the admission counted but not pushed */
     }
     if (m->sys) {
@@ -166,8 +127,9 @@ deliver(run *r, producer *p, msg *m, tr__admit a)
     /* seq_cst: the consumer stores 0 and then releases counts (seq_cst);
      * our admission read the word that release made, so we see the 0. */
     if (atomic_exchange_explicit(&r->scheduled, 1, memory_order_seq_cst) != 0) {
-        failf(r, "producer %u got SCHEDULE while the owner was scheduled",
-              p->index);
+        tr_stress_failf(
+            &r->fail, "producer %u got SCHEDULE while the owner was scheduled",
+            p->index);
         return;
     }
     sem_post(&r->act);
@@ -192,34 +154,36 @@ producer_main(void *arg)
                 break;
             }
             atomic_fetch_add_explicit(&r->fulls, 1, memory_order_relaxed);
-            if ((spins & 63) == 63 && stop_now(r)) {
+            if ((spins & 63) == 63 && tr_stress_stop(&r->fail)) {
                 return NULL;
             }
-            if (spins % 4 == 3 || rnd(&p->rng, 4) == 0) {
+            if (spins % 4 == 3 || tr_stress_rnd(&p->rng, 4) == 0) {
                 sched_yield();
             } else {
                 tr__cpu_relax();
             }
         }
         if (a != TR__ADMIT_OK && a != TR__ADMIT_SCHEDULE) {
-            failf(r, "producer %u message %u: admission %d", p->index, i,
-                  (int)a);
+            tr_stress_failf(&r->fail, "producer %u message %u: admission %d",
+                            p->index, i, (int)a);
             return NULL;
         }
         if (!m->sys && (w & TR__MB_USER_MASK) >= P.capacity) {
-            failf(r, "admitted at user count %" PRIu64 " (capacity %u)",
-                  w & TR__MB_USER_MASK, P.capacity);
+            tr_stress_failf(&r->fail,
+                            "admitted at user count %" PRIu64 " (capacity %u)",
+                            w & TR__MB_USER_MASK, P.capacity);
             return NULL;
         }
         if ((a == TR__ADMIT_SCHEDULE) != ((w & TR__MB_TOKENS) == 0)) {
-            failf(r, "admission %d with word %#" PRIx64, (int)a, w);
+            tr_stress_failf(&r->fail, "admission %d with word %#" PRIx64,
+                            (int)a, w);
             return NULL;
         }
         deliver(r, p, m, a);
-        if (rnd(&p->rng, 64) == 0) {
+        if (tr_stress_rnd(&p->rng, 64) == 0) {
             sched_yield();
         }
-        if ((i & 1023) == 0 && stop_now(r)) {
+        if ((i & 1023) == 0 && tr_stress_stop(&r->fail)) {
             return NULL;
         }
     }
@@ -234,9 +198,10 @@ check_order(run *r, msg *m)
     uint32_t *next = m->sys ? r->next_sseq : r->next_useq;
 
     if (m->producer >= P.producers || m->seq != next[m->producer]) {
-        failf(r, "%s lane: producer %u sent seq %u, expected %u",
-              m->sys ? "system" : "user", m->producer, m->seq,
-              m->producer < P.producers ? next[m->producer] : 0);
+        tr_stress_failf(&r->fail,
+                        "%s lane: producer %u sent seq %u, expected %u",
+                        m->sys ? "system" : "user", m->producer, m->seq,
+                        m->producer < P.producers ? next[m->producer] : 0);
         return false;
     }
     next[m->producer]++;
@@ -248,7 +213,7 @@ check_order(run *r, msg *m)
 static uint64_t
 turn(run *r)
 {
-    uint32_t budget = 1 + rnd(&r->crng, 2 * P.capacity);
+    uint32_t budget = 1 + tr_stress_rnd(&r->crng, 2 * P.capacity);
     uint64_t consumed = 0;
     tr__mnode *s = tr__mbox_take_sys(&r->mb);
     uint32_t k;
@@ -259,7 +224,7 @@ turn(run *r)
         msg *m = (msg *)s;
 
         if (!m->sys || !check_order(r, m)) {
-            failf(r, "bad system message");
+            tr_stress_failf(&r->fail, "bad system message");
             return consumed;
         }
         r->sys_got++;
@@ -273,7 +238,7 @@ turn(run *r)
             break;
         }
         if (m->sys || !check_order(r, m)) {
-            failf(r, "bad user message");
+            tr_stress_failf(&r->fail, "bad user message");
             return consumed;
         }
         r->user_got++;
@@ -292,8 +257,8 @@ static void
 check_release(run *r, uint64_t w)
 {
     if ((w & TR__MB_USER_MASK) > P.capacity) {
-        failf(r, "user count %" PRIu64 " above capacity %u",
-              w & TR__MB_USER_MASK, P.capacity);
+        tr_stress_failf(&r->fail, "user count %" PRIu64 " above capacity %u",
+                        w & TR__MB_USER_MASK, P.capacity);
     }
     if ((w & TR__MB_TOKENS) == 0) {
         atomic_fetch_add_explicit(&r->idle_transitions, 1,
@@ -307,7 +272,7 @@ consumer_main(void *arg)
 {
     run *r = arg;
 
-    while (!all_consumed(r) && !stop_now(r)) {
+    while (!all_consumed(r) && !tr_stress_stop(&r->fail)) {
         uint64_t consumed = turn(r);
 
         if (consumed == 0) {
@@ -315,7 +280,7 @@ consumer_main(void *arg)
             continue;
         }
         check_release(r, tr__mbox_add(&r->mb, (uint64_t)0 - consumed));
-        if (rnd(&r->crng, 16) == 0) {
+        if (tr_stress_rnd(&r->crng, 16) == 0) {
             sched_yield();
         }
     }
@@ -330,7 +295,7 @@ activated_main(void *arg)
 {
     run *r = arg;
 
-    while (!stop_now(r)) {
+    while (!tr_stress_stop(&r->fail)) {
         struct timespec ts;
 
         /* sem_timedwait takes CLOCK_REALTIME; fine for a 10 ms poll. */
@@ -349,21 +314,21 @@ activated_main(void *arg)
         atomic_fetch_add_explicit(&r->activations, 1, memory_order_relaxed);
         if (atomic_exchange_explicit(&r->running, 1, memory_order_acq_rel) !=
             0) {
-            failf(r, "two turns at once");
+            tr_stress_failf(&r->fail, "two turns at once");
             return NULL;
         }
         if (!atomic_load_explicit(&r->scheduled, memory_order_relaxed)) {
-            failf(r, "activated while not scheduled");
+            tr_stress_failf(&r->fail, "activated while not scheduled");
             return NULL;
         }
         if ((tr__mbox_word(&r->mb) & TR__MB_TOKENS) == 0) {
-            failf(r, "activated with no tokens");
+            tr_stress_failf(&r->fail, "activated with no tokens");
             return NULL;
         }
         for (;;) {
             uint64_t consumed = turn(r), w;
 
-            if (stop_now(r)) {
+            if (tr_stress_stop(&r->fail)) {
                 return NULL;
             }
             atomic_store_explicit(&r->running, 0, memory_order_release);
@@ -380,13 +345,14 @@ activated_main(void *arg)
             /* Tokens left: nobody can have been told to schedule us. */
             if (atomic_exchange_explicit(&r->scheduled, 1,
                                          memory_order_seq_cst) != 0) {
-                failf(r, "scheduled by a producer while tokens were left");
+                tr_stress_failf(
+                    &r->fail, "scheduled by a producer while tokens were left");
                 return NULL;
             }
             if (consumed == 0) {
                 sched_yield(); /* a push in flight */
             }
-            if (rnd(&r->crng, 8) == 0) {
+            if (tr_stress_rnd(&r->crng, 8) == 0) {
                 /* Hand the turn over, as a yield to the ring does. */
                 atomic_fetch_add_explicit(&r->handovers, 1,
                                           memory_order_relaxed);
@@ -395,7 +361,7 @@ activated_main(void *arg)
             }
             if (atomic_exchange_explicit(&r->running, 1,
                                          memory_order_acq_rel) != 0) {
-                failf(r, "two turns at once");
+                tr_stress_failf(&r->fail, "two turns at once");
                 return NULL;
             }
         }
@@ -413,7 +379,7 @@ run_init(run *r, bool activation)
 
     memset(r, 0, sizeof *r);
     r->activation = activation;
-    pthread_mutex_init(&r->fail_lock, NULL);
+    tr_stress_fail_init(&r->fail);
     sem_init(&r->act, 0, 0);
     tr__mbox_open(&r->mb, GEN, P.capacity);
     r->crng = tr__mix64(&rng);
@@ -430,13 +396,13 @@ run_init(run *r, bool activation)
             msg *m = &p->msgs[j];
 
             m->producer = i;
-            m->sys = rnd(&rng, 32) == 0;
+            m->sys = tr_stress_rnd(&rng, 32) == 0;
             m->seq = m->sys ? sseq++ : useq++;
         }
         r->total_user += useq;
         r->total_sys += sseq;
     }
-    r->deadline_ns = tr__now_ns() + P.timeout_ms * 1000000u;
+    tr_stress_arm(&r->fail, tr__now_ns(), P.timeout_ms);
 }
 
 static void
@@ -448,7 +414,7 @@ run_fini(run *r)
         free(r->prod[i].msgs);
     }
     sem_destroy(&r->act);
-    pthread_mutex_destroy(&r->fail_lock);
+    tr_stress_fail_fini(&r->fail);
 }
 
 static void
@@ -505,8 +471,8 @@ test_mpsc_order(void **state)
     start_producers(r);
     join_producers(r);
     pthread_join(consumer, NULL);
-    if (atomic_load(&r->failed)) {
-        fail_msg("%s", r->why);
+    if (atomic_load(&r->fail.failed)) {
+        fail_msg("%s", r->fail.why);
     }
     check_end(r);
     printf("  %" PRIu64 " user + %" PRIu64 " system messages, %" PRIu64
@@ -533,8 +499,9 @@ test_activation_handoff(void **state)
     join_producers(r);
     /* Wait for the last turn to go idle, then let the consumers go. The
      * consumer state is read only after the joins below. */
-    while (!stop_now(r) && (atomic_load(&r->scheduled) ||
-                            tr__mbox_word(&r->mb) != tr__mb_epoch_bits(GEN))) {
+    while (!tr_stress_stop(&r->fail) &&
+           (atomic_load(&r->scheduled) ||
+            tr__mbox_word(&r->mb) != tr__mb_epoch_bits(GEN))) {
         struct timespec ts = {0, 1000000L};
 
         nanosleep(&ts, NULL);
@@ -543,8 +510,8 @@ test_activation_handoff(void **state)
     for (i = 0; i < 2; i++) {
         pthread_join(consumers[i], NULL);
     }
-    if (atomic_load(&r->failed)) {
-        fail_msg("%s", r->why);
+    if (atomic_load(&r->fail.failed)) {
+        fail_msg("%s", r->fail.why);
     }
     check_end(r);
     assert_int_equal(sem_getvalue(&r->act, &leftover), 0);

@@ -31,6 +31,7 @@
  * yields, bursts, gaps); the seed is printed first. The interleaving is up
  * to the OS scheduler. */
 #include "tr_test.h"
+#include "tr_stress.h"
 
 #include "runtime/exec.h"
 
@@ -75,7 +76,6 @@ struct run {
     uint32_t nitems;
     uint64_t expected_runs;
     bool storm;
-    uint64_t deadline_ns;
     _Atomic uint32_t next;       /* the next unclaimed index */
     _Atomic uint64_t total_runs; /* runs finished */
     _Atomic uint64_t children;   /* items scheduled from run callbacks */
@@ -83,53 +83,8 @@ struct run {
     feeder feeders[FEEDERS];
     bool stopped; /* tr__exec_stop returned */
 
-    _Atomic uint32_t failed;
-    pthread_mutex_t fail_lock;
-    char why[256];
+    tr_stress_fail fail; /* the first failure and the deadline */
 };
-
-static void
-failf(run *r, const char *fmt, ...)
-{
-    va_list ap;
-
-    pthread_mutex_lock(&r->fail_lock);
-    if (!atomic_load_explicit(&r->failed, memory_order_relaxed)) {
-        va_start(ap, fmt);
-        vsnprintf(r->why, sizeof r->why, fmt, ap);
-        va_end(ap);
-    }
-    atomic_store_explicit(&r->failed, 1, memory_order_release);
-    pthread_mutex_unlock(&r->fail_lock);
-}
-
-static bool
-stop_now(run *r)
-{
-    if (atomic_load_explicit(&r->failed, memory_order_acquire)) {
-        return true;
-    }
-    if (tr__now_ns() > r->deadline_ns) {
-        failf(r, "not done before the deadline (%" PRIu64 " ms)", P.timeout_ms);
-        return true;
-    }
-    return false;
-}
-
-static uint32_t
-rnd(uint64_t *rng, uint32_t n)
-{
-    return (uint32_t)(tr__mix64(rng) % n);
-}
-
-static void
-sleep_us(uint64_t us)
-{
-    struct timespec ts = {(time_t)(us / 1000000), (long)(us % 1000000) * 1000L};
-
-    while (nanosleep(&ts, &ts) != 0) {
-    }
-}
 
 /* Claims the next index, or returns UINT32_MAX when all are claimed. */
 static uint32_t
@@ -148,13 +103,13 @@ run_item(void *ctx, tr__worker *w, tr__task *task)
     uint32_t n, k;
 
     if (atomic_exchange_explicit(&it->busy, 1, memory_order_acq_rel) != 0) {
-        failf(r, "item %zu runs on two workers at once",
-              (size_t)(it - r->items));
+        tr_stress_failf(&r->fail, "item %zu runs on two workers at once",
+                        (size_t)(it - r->items));
     }
     n = atomic_fetch_add_explicit(&it->runs, 1, memory_order_relaxed) + 1;
     if (n > it->expect) {
-        failf(r, "item %zu ran %u times, planned %u", (size_t)(it - r->items),
-              n, it->expect);
+        tr_stress_failf(&r->fail, "item %zu ran %u times, planned %u",
+                        (size_t)(it - r->items), n, it->expect);
     }
     for (k = 0; k < it->work; k++) {
         tr__cpu_relax();
@@ -193,13 +148,13 @@ tree_feeder_main(void *arg)
         }
         /* Between bursts of roots the workers run dry, so a fan-out sits
          * in one worker's ring while the others are idle: they steal. */
-        burst = rnd(&f->rng, 32);
-        if (rnd(&f->rng, 2) == 0) {
-            sleep_us(rnd(&f->rng, 300));
+        burst = tr_stress_rnd(&f->rng, 32);
+        if (tr_stress_rnd(&f->rng, 2) == 0) {
+            tr_test_sleep_us(tr_stress_rnd(&f->rng, 300));
         } else {
             sched_yield();
         }
-        if (stop_now(r)) {
+        if (tr_stress_stop(&r->fail)) {
             break;
         }
     }
@@ -214,7 +169,7 @@ storm_feeder_main(void *arg)
     run *r = f->r;
 
     for (;;) {
-        uint32_t burst = 1 + rnd(&f->rng, 64), k, gap;
+        uint32_t burst = 1 + tr_stress_rnd(&f->rng, 64), k, gap;
 
         for (k = 0; k < burst; k++) {
             uint32_t i = claim(r);
@@ -224,11 +179,11 @@ storm_feeder_main(void *arg)
             }
             tr__exec_schedule(r->ex, &r->items[i].task);
         }
-        gap = rnd(&f->rng, 2001);
+        gap = tr_stress_rnd(&f->rng, 2001);
         if (gap >= 100) { /* else back to back */
-            sleep_us(gap);
+            tr_test_sleep_us(gap);
         }
-        if (stop_now(r)) {
+        if (tr_stress_stop(&r->fail)) {
             return NULL;
         }
     }
@@ -264,7 +219,7 @@ stop_bounded(tr__exec *ex)
             fprintf(stderr, "tr__exec_stop did not return\n");
             abort();
         }
-        sleep_us(1000);
+        tr_test_sleep_us(1000);
     }
     pthread_join(th, NULL);
 }
@@ -277,7 +232,7 @@ run_scenario(run *r, bool storm, uint32_t nitems)
     uint32_t i;
 
     memset(r, 0, sizeof *r);
-    pthread_mutex_init(&r->fail_lock, NULL);
+    tr_stress_fail_init(&r->fail);
     r->storm = storm;
     r->nitems = nitems;
     r->items = calloc(nitems, sizeof *r->items);
@@ -285,16 +240,17 @@ run_scenario(run *r, bool storm, uint32_t nitems)
     for (i = 0; i < nitems; i++) {
         item *it = &r->items[i];
 
-        it->expect = storm || rnd(&rng, 8) != 0 ? 1 : 2;
+        it->expect = storm || tr_stress_rnd(&rng, 8) != 0 ? 1 : 2;
         /* One in 16 fans out to 2-17 children: 0.59 children per item on
          * average, so each root grows a small tree, and the feeders,
          * which claim indices too, decide the pace. */
-        it->nchildren =
-            storm || rnd(&rng, 16) != 0 ? 0 : (uint8_t)(2 + rnd(&rng, 16));
-        it->work = (uint16_t)rnd(&rng, 256);
+        it->nchildren = storm || tr_stress_rnd(&rng, 16) != 0
+                            ? 0
+                            : (uint8_t)(2 + tr_stress_rnd(&rng, 16));
+        it->work = (uint16_t)tr_stress_rnd(&rng, 256);
         r->expected_runs += it->expect;
     }
-    r->deadline_ns = t0 + P.timeout_ms * 1000000u;
+    tr_stress_arm(&r->fail, t0, P.timeout_ms);
 
     TR_ASSERT_OK(tr__exec_new(&r->ex, P.workers, run_item, r));
     TR_ASSERT_OK(tr__exec_start(r->ex));
@@ -316,22 +272,22 @@ run_scenario(run *r, bool storm, uint32_t nitems)
     /* Everything planned runs, then the executor goes idle and parks. */
     while (atomic_load_explicit(&r->total_runs, memory_order_acquire) <
                r->expected_runs &&
-           !stop_now(r)) {
-        sleep_us(1000);
+           !tr_stress_stop(&r->fail)) {
+        tr_test_sleep_us(1000);
     }
-    while (!tr__exec_idle(r->ex) && !stop_now(r)) {
-        sleep_us(1000);
+    while (!tr__exec_idle(r->ex) && !tr_stress_stop(&r->fail)) {
+        tr_test_sleep_us(1000);
     }
-    while (tr__exec_parks(r->ex) < P.workers && !stop_now(r)) {
-        sleep_us(1000);
+    while (tr__exec_parks(r->ex) < P.workers && !tr_stress_stop(&r->fail)) {
+        tr_test_sleep_us(1000);
     }
     end = tr__now_ns();
     runs = atomic_load_explicit(&r->total_runs, memory_order_acquire);
-    sleep_us(5000);
+    tr_test_sleep_us(5000);
     stop_bounded(r->ex);
     r->stopped = true;
-    if (atomic_load(&r->failed)) {
-        fail_msg("%s", r->why);
+    if (atomic_load(&r->fail.failed)) {
+        fail_msg("%s", r->fail.why);
     }
     assert_int_equal(runs, r->expected_runs);
     /* Idle means idle: nothing ran after that. */
@@ -377,7 +333,7 @@ test_wake_handshake(void **state)
     uint32_t nw, i, k;
 
     memset(r, 0, sizeof *r);
-    pthread_mutex_init(&r->fail_lock, NULL);
+    tr_stress_fail_init(&r->fail);
     r->nitems = P.items / 10 > 0 ? P.items / 10 : 1;
     r->items = calloc(r->nitems, sizeof *r->items);
     assert_non_null(r->items);
@@ -394,7 +350,7 @@ test_wake_handshake(void **state)
         for (i = lo; i < hi; i++) {
             uint64_t end =
                 tr__now_ns() + (uint64_t)(5e9 * tr_test_timeout_multiplier());
-            uint32_t pause = rnd(&rng, 4001);
+            uint32_t pause = tr_stress_rnd(&rng, 4001);
 
             for (k = 0; k < pause; k++) {
                 tr__cpu_relax();
@@ -414,8 +370,8 @@ test_wake_handshake(void **state)
         tr__exec_free(r->ex);
         r->ex = NULL;
     }
-    if (atomic_load(&r->failed)) {
-        fail_msg("%s", r->why);
+    if (atomic_load(&r->fail.failed)) {
+        fail_msg("%s", r->fail.why);
     }
     for (i = 0; i < r->nitems; i++) {
         assert_int_equal(atomic_load(&r->items[i].runs), 1);
@@ -444,7 +400,7 @@ teardown(void **state)
         stop_bounded(r->ex);
     }
     tr__exec_free(r->ex);
-    pthread_mutex_destroy(&r->fail_lock);
+    tr_stress_fail_fini(&r->fail);
     free(r->items);
     free(r);
     return 0;

@@ -24,6 +24,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <time.h>
 
 #include <troupe/troupe.h>
 
@@ -84,6 +85,40 @@ tr_test_env_u64(const char *name, uint64_t dflt)
         return dflt;
     }
     return (uint64_t)v;
+}
+
+/* CLOCK_MONOTONIC in nanoseconds. */
+static inline uint64_t
+tr_test_now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Sleeps at least `us` microseconds (resumed after a signal). */
+static inline void
+tr_test_sleep_us(uint64_t us)
+{
+    struct timespec ts = {(time_t)(us / 1000000u),
+                          (long)(us % 1000000u) * 1000L};
+
+    while (nanosleep(&ts, &ts) != 0) {
+    }
+}
+
+static inline void
+tr_test_sleep_ms(uint64_t ms)
+{
+    tr_test_sleep_us(ms * 1000u);
+}
+
+/* `ms` multiplied by tr_test_timeout_multiplier(). */
+static inline uint64_t
+tr_test_scaled_ms(uint64_t ms)
+{
+    return (uint64_t)((double)ms * tr_test_timeout_multiplier());
 }
 
 #endif /* TR_TEST_H */

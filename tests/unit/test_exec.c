@@ -56,21 +56,6 @@ struct fx {
 
 /* ---- Helpers ----------------------------------------------------------- */
 
-static uint64_t
-scaled_ms(uint64_t ms)
-{
-    return (uint64_t)((double)ms * tr_test_timeout_multiplier());
-}
-
-static void
-sleep_ms(uint64_t ms)
-{
-    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
-
-    while (nanosleep(&ts, &ts) != 0) {
-    }
-}
-
 static bool
 total_is(fx *f, uint64_t n)
 {
@@ -81,13 +66,13 @@ total_is(fx *f, uint64_t n)
 static bool
 wait_total(fx *f, uint64_t n, uint64_t ms)
 {
-    uint64_t end = tr__now_ns() + scaled_ms(ms) * 1000000u;
+    uint64_t end = tr__now_ns() + tr_test_scaled_ms(ms) * 1000000u;
 
     while (!total_is(f, n)) {
         if (tr__now_ns() > end) {
             return false;
         }
-        sleep_ms(1);
+        tr_test_sleep_ms(1);
     }
     return true;
 }
@@ -96,13 +81,13 @@ wait_total(fx *f, uint64_t n, uint64_t ms)
 static bool
 wait_idle(fx *f, uint64_t ms)
 {
-    uint64_t end = tr__now_ns() + scaled_ms(ms) * 1000000u;
+    uint64_t end = tr__now_ns() + tr_test_scaled_ms(ms) * 1000000u;
 
     while (!tr__exec_idle(f->ex)) {
         if (tr__now_ns() > end) {
             return false;
         }
-        sleep_ms(1);
+        tr_test_sleep_ms(1);
     }
     return true;
 }
@@ -111,13 +96,13 @@ wait_idle(fx *f, uint64_t ms)
 static bool
 wait_parks_above(fx *f, uint64_t than, uint64_t ms)
 {
-    uint64_t end = tr__now_ns() + scaled_ms(ms) * 1000000u;
+    uint64_t end = tr__now_ns() + tr_test_scaled_ms(ms) * 1000000u;
 
     while (tr__exec_parks(f->ex) <= than) {
         if (tr__now_ns() > end) {
             return false;
         }
-        sleep_ms(1);
+        tr_test_sleep_ms(1);
     }
     return true;
 }
@@ -129,13 +114,13 @@ wait_parks_above(fx *f, uint64_t than, uint64_t ms)
 static bool
 wait_all_asleep(fx *f, uint64_t ms)
 {
-    uint64_t end = tr__now_ns() + scaled_ms(ms) * 1000000u;
+    uint64_t end = tr__now_ns() + tr_test_scaled_ms(ms) * 1000000u;
 
     while (!tr__exec_idle(f->ex) || tr__exec_parks(f->ex) < f->nworkers) {
         if (tr__now_ns() > end) {
             return false;
         }
-        sleep_ms(1);
+        tr_test_sleep_ms(1);
     }
     return true;
 }
@@ -229,7 +214,7 @@ stop_bounded(tr__exec *ex, uint64_t ms)
 {
     stopper s = {ex, 0};
     pthread_t th;
-    uint64_t end = tr__now_ns() + scaled_ms(ms) * 1000000u;
+    uint64_t end = tr__now_ns() + tr_test_scaled_ms(ms) * 1000000u;
 
     if (pthread_create(&th, NULL, stopper_main, &s) != 0) {
         return false;
@@ -240,7 +225,7 @@ stop_bounded(tr__exec *ex, uint64_t ms)
             fprintf(stderr, "tr__exec_stop did not return\n");
             abort();
         }
-        sleep_ms(1);
+        tr_test_sleep_ms(1);
     }
     pthread_join(th, NULL);
     return true;
@@ -308,7 +293,7 @@ test_schedule_outside_once(void **state)
     }
     assert_true(wait_total(f, n, 10000));
     assert_true(wait_idle(f, 5000));
-    sleep_ms(5);
+    tr_test_sleep_ms(5);
     assert_int_equal(atomic_load(&f->total_runs), n);
     for (i = 0; i < n; i++) {
         assert_int_equal(atomic_load(&f->items[i].runs), 1);
@@ -486,7 +471,7 @@ test_lifo_streak_bounded(void **state)
 static action
 block_fn(fx *f, tr__worker *w, titem *it)
 {
-    uint64_t end = tr__now_ns() + scaled_ms(10000) * 1000000u;
+    uint64_t end = tr__now_ns() + tr_test_scaled_ms(10000) * 1000000u;
 
     (void)w;
     (void)it;
@@ -518,17 +503,17 @@ test_idle_and_parks(void **state)
 
     tr__exec_schedule(f->ex, &f->items[0].task);
     {
-        uint64_t end = tr__now_ns() + scaled_ms(5000) * 1000000u;
+        uint64_t end = tr__now_ns() + tr_test_scaled_ms(5000) * 1000000u;
 
         while (!atomic_load_explicit(&f->entered, memory_order_acquire)) {
             assert_true(tr__now_ns() < end);
-            sleep_ms(1);
+            tr_test_sleep_ms(1);
         }
     }
     /* A worker is running an item: never idle, however long we look. */
     for (i = 0; i < 20; i++) {
         assert_false(tr__exec_idle(f->ex));
-        sleep_ms(1);
+        tr_test_sleep_ms(1);
     }
     for (i = 1; i < 11; i++) {
         tr__exec_schedule(f->ex, &f->items[i].task);
@@ -571,7 +556,7 @@ test_stop_joins(void **state)
     tr__exec_schedule(f->ex, &f->items[0].task);
     assert_true(stop_bounded(f->ex, 10000));
     runs = atomic_load(&f->items[0].runs);
-    sleep_ms(20);
+    tr_test_sleep_ms(20);
     assert_int_equal(atomic_load(&f->items[0].runs), runs);
     assert_int_equal(atomic_load(&f->items[0].busy), 0);
     assert_int_equal(atomic_load(&f->errors), 0);

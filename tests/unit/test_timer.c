@@ -41,21 +41,6 @@ typedef struct fx {
 
 /* ---- Helpers ----------------------------------------------------------- */
 
-static uint64_t
-scaled_ms(uint64_t ms)
-{
-    return (uint64_t)((double)ms * tr_test_timeout_multiplier());
-}
-
-static void
-sleep_ms(uint64_t ms)
-{
-    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
-
-    while (nanosleep(&ts, &ts) != 0) {
-    }
-}
-
 static bool
 fire(void *ctx, void *ud)
 {
@@ -154,13 +139,13 @@ add(fx *f, payload *p, uint32_t delay_ms, uint32_t period_ms, uint64_t *id)
 static bool
 wait_u32(_Atomic uint32_t *v, uint32_t want, uint64_t ms)
 {
-    uint64_t end = tr__now_ns() + scaled_ms(ms) * 1000000u;
+    uint64_t end = tr__now_ns() + tr_test_scaled_ms(ms) * 1000000u;
 
     while (atomic_load_explicit(v, memory_order_acquire) < want) {
         if (tr__now_ns() > end) {
             return false;
         }
-        sleep_ms(1);
+        tr_test_sleep_ms(1);
     }
     return true;
 }
@@ -182,7 +167,7 @@ test_one_shot(void **state)
     /* Never early: at least the delay after the call began. */
     assert_true(p->fire_ns[0] - p->add_lo >= 50u * 1000000u);
     TR_ASSERT_STATUS(tr__timers_cancel(f->t, id), TR_ENOENT);
-    sleep_ms(30);
+    tr_test_sleep_ms(30);
     assert_int_equal(atomic_load(&p->fires), 1);
     assert_int_equal(atomic_load(&p->releases), 1);
     assert_int_equal(tr__timers_fired(f->t), 1);
@@ -266,7 +251,7 @@ test_deadline_order_with_cancels(void **state)
     fx *f = *state;
     const uint32_t n = 200;
     /* Far enough out that the cancels below all come first. */
-    const uint32_t base = (uint32_t)scaled_ms(200);
+    const uint32_t base = (uint32_t)tr_test_scaled_ms(200);
     uint64_t rng = 0xc0ffee, ids[200];
     uint32_t i, canceled = 0;
 
@@ -301,7 +286,7 @@ test_earlier_timer_rearms(void **state)
 
     make_payloads(f, 2);
     TR_ASSERT_OK(add(f, &f->p[0], 60000, 0, &far));
-    sleep_ms(5); /* let the thread go to sleep on the far deadline */
+    tr_test_sleep_ms(5); /* let the thread go to sleep on the far deadline */
     TR_ASSERT_OK(add(f, &f->p[1], 10, 0, &near));
     assert_true(wait_u32(&f->p[1].releases, 1, 10 + 5000));
     assert_int_equal(atomic_load(&f->p[0].fires), 0);
@@ -314,7 +299,7 @@ static void
 test_cancel_before_fire(void **state)
 {
     fx *f = *state;
-    uint32_t delay = (uint32_t)scaled_ms(100);
+    uint32_t delay = (uint32_t)tr_test_scaled_ms(100);
     uint64_t id;
 
     make_payloads(f, 1);
@@ -323,7 +308,7 @@ test_cancel_before_fire(void **state)
     /* The release runs inside cancel, before it returns. */
     assert_int_equal(atomic_load(&f->p[0].releases), 1);
     TR_ASSERT_STATUS(tr__timers_cancel(f->t, id), TR_ENOENT);
-    sleep_ms(delay + 50);
+    tr_test_sleep_ms(delay + 50);
     assert_int_equal(atomic_load(&f->p[0].fires), 0);
     assert_int_equal(atomic_load(&f->p[0].releases), 1);
     assert_int_equal(tr__timers_fired(f->t), 0);
@@ -401,7 +386,7 @@ test_interval(void **state)
     assert_int_equal(atomic_load(&p->releases), 1);
     /* fire runs under the module's lock, so none is in progress now. */
     fires = atomic_load(&p->fires);
-    sleep_ms(3 * period);
+    tr_test_sleep_ms(3 * period);
     assert_int_equal(atomic_load(&p->fires), fires);
     assert_int_equal(tr__timers_fired(f->t), fires);
     /* Fire k comes no earlier than delay + k periods after the add. */
@@ -428,7 +413,7 @@ test_interval_fire_false_ends(void **state)
     TR_ASSERT_OK(add(f, p, 1, 5, &id));
     assert_true(wait_u32(&p->releases, 1, 1 + 3 * 5 + 5000));
     assert_int_equal(atomic_load(&p->fires), 3);
-    sleep_ms(30);
+    tr_test_sleep_ms(30);
     assert_int_equal(atomic_load(&p->fires), 3);
     assert_int_equal(atomic_load(&p->releases), 1);
     TR_ASSERT_STATUS(tr__timers_cancel(f->t, id), TR_ENOENT);
@@ -480,7 +465,7 @@ test_stop_releases_pending(void **state)
     }
     /* Idempotent: nothing released twice, nothing fires after. */
     tr__timers_stop(f->t);
-    sleep_ms(10);
+    tr_test_sleep_ms(10);
     assert_int_equal(atomic_load(&f->releases), n);
     assert_int_equal(tr__timers_fired(f->t), fired);
     assert_int_equal(atomic_load(&f->fires), fired);
@@ -490,7 +475,7 @@ test_stop_releases_pending(void **state)
     for (i = 0; i < n; i++) {
         TR_ASSERT_STATUS(tr__timers_cancel(f->t, ids[i]), TR_ENOENT);
     }
-    sleep_ms(5);
+    tr_test_sleep_ms(5);
     assert_int_equal(atomic_load(&f->p[n].releases), 0);
     assert_int_equal(atomic_load(&f->p[n].fires), 0);
     assert_int_equal(atomic_load(&f->bad), 0);
