@@ -396,7 +396,7 @@ handle_sys(tr_cx *cx, tr__msg *m)
         set_ending(cx, why.kind, why.code, why.text);
         break;
     }
-    default: /* TR__SYS_WAKE: held sends are retried after the lane */
+    default: /* no other kind is sent */
         break;
     }
     tr__msg_free(cx->rt, m);

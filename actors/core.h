@@ -27,7 +27,6 @@
 enum {
     TR__SYS_INIT = 1, /* payload: the spawn argument */
     TR__SYS_STOP,     /* payload: tr_reason */
-    TR__SYS_WAKE,     /* a muted actor should retry its held sends */
 };
 
 /* A message. The payload is inline after the header, or a moved buffer. */
