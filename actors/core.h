@@ -143,6 +143,9 @@ typedef struct tr__local {
     _Atomic uint64_t rejected;
     _Atomic uint64_t held;
     _Atomic uint64_t overcommits;
+    _Atomic uint64_t expired;
+    _Atomic uint64_t late_replies;
+    _Atomic uint64_t unanswered;
     _Atomic uint64_t spawned;
     tr__msg *cache; /* owner only: free blocks */
     uint32_t ncache;
@@ -261,6 +264,11 @@ void tr__count_outside(tr_runtime *rt, size_t field_offset, uint64_t n);
             tr__count_outside((rt), offsetof(tr__local, field), (n));          \
         }                                                                      \
     } while (0)
+
+/* Formats a log line and passes it to tr_config.log_fn (or stderr). Any
+ * thread. */
+void tr__log(tr_runtime *rt, tr_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* Hands a message the runtime cannot deliver to dead letters (callback,
  * forward, counters), tells a waiting asker, and frees it. Any thread. */

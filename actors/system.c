@@ -2,6 +2,8 @@
  * shutdown and destruction. */
 #include "actors/core.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
 #include <unistd.h>
@@ -283,6 +285,9 @@ tr_runtime_stats(tr_runtime *rt, tr_stats *out)
     out->rejected = SUM(rejected);
     out->held = SUM(held);
     out->overcommits = SUM(overcommits);
+    out->expired = SUM(expired);
+    out->late_replies = SUM(late_replies);
+    out->unanswered = SUM(unanswered);
 #undef SUM
     out->alive = atomic_load_explicit(&rt->alive, memory_order_relaxed);
     out->timers_fired = tr__timers_fired(rt->timers);
@@ -290,6 +295,26 @@ tr_runtime_stats(tr_runtime *rt, tr_stats *out)
     out->parks = tr__exec_parks(rt->exec);
     out->workers = tr__exec_workers(rt->exec);
     return TR_OK;
+}
+
+/* ---- Log --------------------------------------------------------------- */
+
+void
+tr__log(tr_runtime *rt, tr_log_level level, const char *fmt, ...)
+{
+    static const char *const names[] = {"error", "warn", "info"};
+    char text[256];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    if (rt->cfg.log_fn != NULL) {
+        rt->cfg.log_fn(rt->cfg.log_arg, level, text);
+    } else {
+        fprintf(stderr, "troupe: %s: %s\n",
+                names[(unsigned)level < 3 ? level : TR_LOG_INFO], text);
+    }
 }
 
 /* ---- Dead letters ------------------------------------------------------ */

@@ -22,6 +22,20 @@ typedef struct tr_runtime tr_runtime;
  * must not block and must not call back into the runtime. */
 typedef void (*tr_dead_letter_fn)(void *arg, const tr_dead_letter *dl);
 
+/* How much a log line matters. */
+typedef enum tr_log_level {
+    TR_LOG_ERROR = 0, /* something failed and was handled (a frame
+                         rejected, a request left unanswered) */
+    TR_LOG_WARN,      /* something is wrong with how the runtime is used (a
+                         handler that blocks its worker) */
+    TR_LOG_INFO,
+} tr_log_level;
+
+/* Receives the runtime's log lines (`text` has no newline and is valid only
+ * during the call). Called on whichever thread noticed the event; must be
+ * thread-safe, must not block and must not call back into the runtime. */
+typedef void (*tr_log_fn)(void *arg, tr_log_level level, const char *text);
+
 /* Runtime configuration. Zero in any field means its default, so
  * `tr_config cfg = {0}` (or a NULL config) gives a sensible runtime. */
 typedef struct tr_config {
@@ -52,6 +66,9 @@ typedef struct tr_config {
     /* Dead-letter callback installed at creation; may be NULL. */
     tr_dead_letter_fn dead_letter_fn;
     void *dead_letter_arg;
+    /* Log lines; NULL: one line each on stderr ("troupe: warn: ..."). */
+    tr_log_fn log_fn;
+    void *log_arg;
 } tr_config;
 
 /* Counters of a runtime. Every field counts since tr_runtime_new(). */
@@ -70,6 +87,14 @@ typedef struct tr_stats {
                               sender ended */
     uint64_t timers_fired; /* timer firings: each sent a message, or
                               dead-lettered it when it could not */
+    uint64_t expired;      /* requests whose deadline passed before their
+                              handler could run: not handled, the asker got
+                              TR_ETIMEDOUT */
+    uint64_t late_replies; /* replies that came after their ask timed out
+                              or was canceled: dropped (dead-lettered) */
+    uint64_t unanswered;   /* requests a handler finished without replying
+                              to, forwarding or declining: the runtime
+                              answered TR_ENOREPLY */
     uint64_t steals;       /* run-queue steals between workers */
     uint64_t parks;        /* times a worker went to sleep */
     uint32_t workers;      /* worker threads */

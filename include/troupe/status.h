@@ -43,7 +43,12 @@
     XX(EUNHANDLED, -4004, "the actor has no handler for this message type")    \
     XX(ELIMIT, -4005, "the runtime's actor limit is reached")                  \
     XX(ESTATE, -4006, "the call is not valid in this state")                   \
-    XX(EFAILED, -4007, "the actor failed")
+    XX(EFAILED, -4007, "the actor failed")                                     \
+    XX(ENOREPLY, -4008,                                                        \
+       "the actor finished handling the request without replying")             \
+    XX(ECYCLE, -4009,                                                          \
+       "the ask would close a cycle of actors awaiting each "                  \
+       "other")
 
 typedef enum tr_status {
 #define TR__STATUS_ENUM(name, value, msg) TR_##name = (value),
