@@ -222,7 +222,7 @@ spawn(tr_runtime *rt, tr__actor *parent, const tr_behavior *b,
     /* release: see tr__actor.policy. */
     atomic_store_explicit(&a->policy, (uint8_t)policy, memory_order_release);
     a->lflags = 0;
-    a->outbox = NULL;
+    a->ext = NULL;
     a->wpriv = NULL;
     atomic_store_explicit(&a->wflags, 0, memory_order_relaxed);
     atomic_store_explicit(&a->muted_on, 0, memory_order_relaxed);
@@ -293,14 +293,41 @@ tr_spawn_rt(tr_runtime *rt, const tr_behavior *b, const tr_spawn_opts *opts,
 /* ---- System messages --------------------------------------------------- */
 
 tr_status
-tr__send_sys(tr_runtime *rt, tr_ref to, uint32_t kind, const void *data,
-             size_t len)
+tr__deliver_sys(tr_runtime *rt, tr__msg *m)
 {
-    tr__actor *a = tr__lookup(rt, to);
-    tr__msg *m;
+    tr__actor *a = tr__lookup(rt, m->to);
     uint64_t w;
 
     if (a == NULL) {
+        return TR_EDEAD;
+    }
+    switch (tr__mbox_admit_sys(&a->mb, m->to.gen_, &w)) {
+    case TR__ADMIT_SCHEDULE:
+        tr__mbox_push_sys(&a->mb, &m->node);
+        tr__exec_schedule(rt->exec, &a->task);
+        return TR_OK;
+    case TR__ADMIT_OK:
+        tr__mbox_push_sys(&a->mb, &m->node);
+        if (w & TR__MB_MUTE) {
+            /* parked muted or suspended: system messages run */
+            tr__actor_wake(rt, a);
+        }
+        return TR_OK;
+    case TR__ADMIT_FULL:
+        return TR_EFULL;
+    default:
+        return TR_EDEAD;
+    }
+}
+
+tr_status
+tr__send_sys(tr_runtime *rt, tr_ref to, uint32_t kind, const void *data,
+             size_t len)
+{
+    tr__msg *m;
+    tr_status st;
+
+    if (tr__lookup(rt, to) == NULL) {
         return TR_EDEAD;
     }
     m = tr__msg_new(rt, len);
@@ -312,24 +339,11 @@ tr__send_sys(tr_runtime *rt, tr_ref to, uint32_t kind, const void *data,
     if (len > 0) {
         memcpy(m->data, data, len);
     }
-    switch (tr__mbox_admit_sys(&a->mb, to.gen_, &w)) {
-    case TR__ADMIT_SCHEDULE:
-        tr__mbox_push_sys(&a->mb, &m->node);
-        tr__exec_schedule(rt->exec, &a->task);
-        return TR_OK;
-    case TR__ADMIT_OK:
-        tr__mbox_push_sys(&a->mb, &m->node);
-        if (w & TR__MB_MUTE) {
-            tr__actor_wake(rt, a); /* parked muted: system messages run */
-        }
-        return TR_OK;
-    case TR__ADMIT_FULL:
+    st = tr__deliver_sys(rt, m);
+    if (st != TR_OK) {
         tr__msg_free(rt, m);
-        return TR_EFULL;
-    default:
-        tr__msg_free(rt, m);
-        return TR_EDEAD;
     }
+    return st;
 }
 
 void
@@ -396,6 +410,12 @@ handle_sys(tr_cx *cx, tr__msg *m)
         set_ending(cx, why.kind, why.code, why.text);
         break;
     }
+    case TR__SYS_TIMEOUT:
+        tr__await_timeout(cx);
+        break;
+    case TR_MSG_REPLY:
+        tr__await_reply(cx, m); /* takes m */
+        return;
     default: /* no other kind is sent */
         break;
     }
@@ -404,14 +424,99 @@ handle_sys(tr_cx *cx, tr__msg *m)
 
 /* ---- Dispatch ---------------------------------------------------------- */
 
+/* A handler finished with m (returning st): the reply obligation, failure,
+ * and m's release. */
+static void
+finish(tr_cx *cx, tr__msg *m, tr_status st)
+{
+    tr__actor *a = cx->self;
+
+    if (tr__is_request(m) && !cx->replied) {
+        if (st < 0 || (a->lflags & TR__L_ENDING)) {
+            /* Ending while its asker waits: the answer is that it is dead. */
+            tr__reply_error(cx->rt, m, TR_EDEAD);
+        } else {
+            char text[TR__DETAIL];
+            int n = snprintf(text, sizeof text,
+                             "%s#%u handled type %u without replying",
+                             a->beh->name, a->slot, m->type);
+
+            TR__COUNT(cx->rt, unanswered, 1);
+            tr__log(cx->rt, TR_LOG_ERROR, "%s", text);
+            (void)tr__answer(cx->rt, NULL, m, TR_ENOREPLY, text,
+                             (size_t)n + 1 < sizeof text ? (size_t)n + 1
+                                                         : sizeof text);
+        }
+    }
+    if (st < 0) {
+        char text[TR_REASON_TEXT];
+
+        snprintf(text, sizeof text, "handler for type %u returned %s", m->type,
+                 tr_status_name(st));
+        set_ending(cx, TR_EXIT_FAILED, st, text);
+    }
+    tr__msg_free(cx->rt, m);
+}
+
+/* Runs row's handler on m, from the start or (cx->point set) from where it
+ * suspended. A handler that awaits returns TR_PENDING with its await
+ * registered: m is kept for its resumption. */
+static void
+call(tr_cx *cx, const tr_handler *row, tr__msg *m)
+{
+    tr__actor *a = cx->self;
+    tr__ext *x;
+    tr_status st;
+
+    cx->msg = m;
+    cx->can_await = true;
+    st = row->fn(cx, a->state, m->len ? m->data : NULL);
+    cx->can_await = false;
+    cx->msg = NULL;
+    cx->point = 0;
+    x = a->ext;
+    if (x != NULL && x->kind != TR__AW_NONE) {
+        if (st == TR_PENDING && !(a->lflags & TR__L_ENDING)) {
+            x->msg = m;
+            x->row = row;
+            x->replied = cx->replied;
+            return;
+        }
+        /* It awaited, then returned anyway, or is ending: drop the await
+         * (its reply, if one comes, counts as late). */
+        if (x->kind == TR__AW_SEND) {
+            x->held = NULL; /* stays an ordinary held send */
+        }
+        x->kind = TR__AW_NONE;
+        x->ready = false;
+        tr__waits_reset(a);
+    }
+    finish(cx, m, st);
+}
+
 /* Hands m to its handler; false when it was refused (dead-lettered). */
 static bool
 dispatch(tr_cx *cx, tr__msg *m)
 {
     tr__actor *a = cx->self;
-    const tr_handler *row = find_row(a->beh, m->type);
-    tr_status st;
+    const tr_handler *row;
 
+    if (m->type == TR_MSG_REPLY && (m->flags & TR__MF_TRACKED) &&
+        !tr__pending_take(cx, m)) {
+        /* Its tr_ask() timed out (and was told so) before it came. */
+        TR__COUNT(cx->rt, late_replies, 1);
+        tr__dead_letter(cx->rt, m, TR_ETIMEDOUT);
+        return false;
+    }
+    if (tr__is_request(m) && m->deadline != 0 &&
+        tr__coarse_ns() > m->deadline) {
+        /* Nobody waits for the answer any more. */
+        TR__COUNT(cx->rt, expired, 1);
+        tr__reply_error(cx->rt, m, TR_ETIMEDOUT);
+        tr__msg_free(cx->rt, m);
+        return false;
+    }
+    row = find_row(a->beh, m->type);
     if (row == NULL) {
         row = find_row(a->beh, TR_MSG_UNHANDLED);
         if (row == NULL) {
@@ -423,23 +528,28 @@ dispatch(tr_cx *cx, tr__msg *m)
         tr__dead_letter(cx->rt, m, TR_EBADMSG);
         return false;
     }
-    cx->msg = m;
     cx->replied = false;
-    st = row->fn(cx, a->state, m->len ? m->data : NULL);
-    cx->msg = NULL;
-    if ((st < 0 || (a->lflags & TR__L_ENDING)) && !cx->replied) {
-        /* Ending while its asker waits: the answer is that it is dead. */
-        tr__reply_error(cx->rt, m, TR_EDEAD);
-    }
-    if (st < 0) {
-        char text[TR_REASON_TEXT];
-
-        snprintf(text, sizeof text, "handler for type %u returned %s", m->type,
-                 tr_status_name(st));
-        set_ending(cx, TR_EXIT_FAILED, st, text);
-    }
-    tr__msg_free(cx->rt, m);
+    call(cx, row, m);
     return true;
+}
+
+/* Resumes the suspended handler if its await is over. */
+static void
+resume(tr_cx *cx)
+{
+    const tr_handler *row;
+    tr__msg *m;
+
+    if (tr__await_take(cx, &m, &row)) {
+        call(cx, row, m);
+    }
+}
+
+/* True while a handler of the actor is suspended. */
+static bool
+suspended(const tr__actor *a)
+{
+    return a->ext != NULL && a->ext->kind != TR__AW_NONE;
 }
 
 /* ---- Ending ------------------------------------------------------------ */
@@ -471,6 +581,7 @@ end(tr_cx *cx, uint64_t consumed)
         }
     }
     tr__outbox_force(rt, a);
+    tr__ext_end(cx);
     if (a->lflags & TR__L_MUTE_HELD) {
         consumed += TR__MB_MUTE;
     }
@@ -569,6 +680,66 @@ turn_end(tr_runtime *rt, tr__worker *w, tr__actor *a, uint64_t consumed,
     tr__exec_yield(w, &a->task); /* more to do: after the others */
 }
 
+/* Takes the system lane whole and handles it. */
+static void
+take_sys(tr_cx *cx, uint64_t *consumed)
+{
+    tr__mnode *s = tr__mbox_take_sys(&cx->self->mb);
+
+    while (s != NULL) {
+        tr__mnode *next = atomic_load_explicit(&s->next, memory_order_relaxed);
+
+        *consumed += TR__MB_SYS_ONE;
+        handle_sys(cx, (tr__msg *)s);
+        s = next;
+    }
+}
+
+/* What a turn does next, after async_step. */
+typedef enum step {
+    STEP_GO,     /* handle user messages */
+    STEP_AGAIN,  /* look at the system lane and step again */
+    STEP_STOP,   /* end the turn (or the actor, when ending) */
+    STEP_PARKED, /* parked muted or suspended: no longer ours */
+} step;
+
+/* The turn's part for actors with an ext: resuming a handler whose await
+ * is over, muting while sends are held, parking while suspended. */
+static step
+async_step(tr_cx *cx, uint64_t *consumed, uint32_t *freed)
+{
+    tr__actor *a = cx->self;
+
+    if (a->ext->ready) {
+        resume(cx);
+        if (a->lflags & TR__L_ENDING) {
+            return STEP_STOP;
+        }
+    }
+    if (tr__held(a) != NULL) {
+        if (tr__mute(cx->rt, a, consumed, *freed)) {
+            return STEP_PARKED;
+        }
+        *freed = 0;
+        if (tr__held(a) != NULL) {
+            /* A system message kept it from muting: no user message runs;
+             * the turn ends and the next one takes that message. */
+            return STEP_STOP;
+        }
+    }
+    if (a->ext->ready) {
+        return STEP_AGAIN; /* an awaited send just went */
+    }
+    if (suspended(a)) {
+        if (tr__park(cx->rt, a, consumed, *freed)) {
+            return STEP_PARKED;
+        }
+        *freed = 0;
+        return STEP_AGAIN; /* a system message waits */
+    }
+    return STEP_GO;
+}
+
 void
 tr__run(void *ctx, tr__worker *w, tr__task *item)
 {
@@ -577,72 +748,70 @@ tr__run(void *ctx, tr__worker *w, tr__task *item)
     tr_cx cx; /* cx.reason is written by set_ending before any read */
     void **user = tr__worker_user(w);
     uint64_t consumed = 0;
-    uint32_t n = 0, handled = 0, budget = rt->cfg.budget;
+    uint32_t n = 0, freed = 0, handled = 0, budget = rt->cfg.budget;
     bool drop_oldest = atomic_load_explicit(&a->policy, memory_order_relaxed) ==
                        TR_DROP_OLDEST;
-    tr__mnode *s;
+    bool look = true;
 
     cx.rt = rt;
     cx.self = a;
     cx.w = w;
     cx.msg = NULL;
     cx.replied = false;
+    cx.can_await = false;
+    cx.point = 0;
+    cx.await = TR_OK;
     *user = &cx;
     if (tr__tls_rt != rt) {
         /* First turn on this thread: a worker serves one runtime for life. */
         tr__tls_local = &rt->wc[tr__worker_index(w)];
         tr__tls_rt = rt;
     }
-    s = tr__mbox_take_sys(&a->mb);
-    while (s != NULL) {
-        tr__mnode *next = atomic_load_explicit(&s->next, memory_order_relaxed);
+    for (;;) {
+        tr__mnode *m;
 
-        consumed += TR__MB_SYS_ONE;
-        handle_sys(&cx, (tr__msg *)s);
-        s = next;
-    }
-    if (!(a->lflags & TR__L_ENDING) && a->outbox != NULL &&
-        tr__mute(rt, a, &consumed, 0)) {
-        goto out; /* parked muted; no longer ours */
-    }
-    /* Still holding sends (a system message kept it from muting): no user
-     * message runs; the turn ends and the next one takes that message. */
-    if (a->outbox != NULL) {
-        budget = 0;
-    }
-    /* A system message that arrives meanwhile (a stop) ends the turn after
-     * the message being handled, so it is handled next rather than after
-     * the budget; each turn still handles at least one user message, so a
-     * stream of system messages cannot starve the lane. relaxed: a hint;
-     * the next turn takes the lane properly. */
-    while (!(a->lflags & TR__L_ENDING) && n < budget &&
-           (n == 0 ||
-            atomic_load_explicit(&a->mb.sys, memory_order_relaxed) == NULL)) {
-        tr__mnode *m =
-            drop_oldest ? tr__mbox_pop_locked(&a->mb) : tr__mbox_pop(&a->mb);
+        /* The system lane first, and again whenever something arrived on
+         * it (relaxed: a hint; the word counts what is really there), so a
+         * stop is handled after the message being handled, not after the
+         * budget. */
+        if (look ||
+            atomic_load_explicit(&a->mb.sys, memory_order_relaxed) != NULL) {
+            take_sys(&cx, &consumed);
+            look = false;
+        }
+        if (a->ext != NULL && !(a->lflags & TR__L_ENDING)) {
+            step st = async_step(&cx, &consumed, &freed);
 
+            if (st == STEP_PARKED) {
+                TR__COUNT(rt, handled, handled);
+                goto out;
+            }
+            if (st == STEP_STOP) {
+                break;
+            }
+            if (st == STEP_AGAIN) {
+                look = true;
+                continue;
+            }
+        }
+        if ((a->lflags & TR__L_ENDING) || n >= budget) {
+            break;
+        }
+        m = drop_oldest ? tr__mbox_pop_locked(&a->mb) : tr__mbox_pop(&a->mb);
         if (m == NULL) {
             break;
         }
         n++;
+        freed++;
         consumed += TR__MB_USER_ONE;
         handled += dispatch(&cx, (tr__msg *)m);
-        if (!(a->lflags & TR__L_ENDING) && a->outbox != NULL) {
-            if (tr__mute(rt, a, &consumed, n)) {
-                TR__COUNT(rt, handled, handled);
-                goto out; /* parked muted; no longer ours */
-            }
-            if (a->outbox != NULL) {
-                break; /* as above: a system message comes first */
-            }
-        }
     }
     TR__COUNT(rt, handled, handled);
     if (a->lflags & TR__L_ENDING) {
         end(&cx, consumed);
         goto out;
     }
-    turn_end(rt, w, a, consumed, n);
+    turn_end(rt, w, a, consumed, freed);
 out:
     *user = NULL;
 }

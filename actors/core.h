@@ -27,7 +27,22 @@
 enum {
     TR__SYS_INIT = 1, /* payload: the spawn argument */
     TR__SYS_STOP,     /* payload: tr_reason */
+    TR__SYS_TIMEOUT,  /* the actor's await timer fired; no payload */
 };
+/* A reply to an awaited ask also travels on the system lane, with its own
+ * type TR_MSG_REPLY: a suspended actor takes no user message, so its reply
+ * must not queue behind them (nor be held by backpressure). */
+
+/* tr__msg.flags */
+#define TR__MF_AWAITED                                                         \
+    1u /* a request whose asker awaits the reply: answer                       \
+          on the asker's system lane */
+#define TR__MF_TRACKED                                                         \
+    2u /* a request from tr_ask(): the reply is a user                         \
+          message the asker matches to its pending asks */
+#define TR__MF_SYNTH                                                           \
+    4u /* a reply the asker's runtime made up itself (a                        \
+          tr_ask() that timed out) */
 
 /* A message. The payload is inline after the header, or a moved buffer. */
 typedef struct tr__msg {
@@ -40,7 +55,8 @@ typedef struct tr__msg {
     uint64_t deadline;  /* CLOCK_MONOTONIC ns after which nobody waits for
                            it (an ask's); 0: none */
     uint32_t len;       /* at most tr_config.max_payload */
-    uint16_t small;     /* 1: a TR__MSG_SMALL block, cacheable */
+    uint8_t small;      /* 1: a TR__MSG_SMALL block, cacheable */
+    uint8_t flags;      /* TR__MF_*; a reply copies its request's */
     uint16_t owner;     /* small blocks: 1 + the index of the worker whose
                            cache it belongs to; 0: none (made outside) */
     void *data;         /* inline_ or a moved buffer */
@@ -78,11 +94,55 @@ typedef struct tr__waiter {
     tr__thread_waiter *thread; /* or a blocked outside thread */
 } tr__waiter;
 
-/* Messages held by a muted actor, in send order. Owner only. */
-typedef struct tr__outbox {
+/* What an actor has to await: nothing, a reply, a timer, a held send. */
+typedef enum tr__await_kind {
+    TR__AW_NONE = 0,
+    TR__AW_ASK,
+    TR__AW_SLEEP,
+    TR__AW_SEND,
+} tr__await_kind;
+
+/* A tr_ask() whose reply has not been handled yet. */
+typedef struct tr__pending {
+    uint64_t corr;
+    uint64_t deadline;
+    tr_ref to;
+    bool expired; /* its made-up TR_ETIMEDOUT reply is queued */
+} tr__pending;
+
+/* Room for the text of an await's error (a cycle, a missing reply). */
+#define TR__DETAIL 96
+
+/* What few actors need, allocated on first use and kept until the actor
+ * ends: held sends and async state. Owner only. */
+typedef struct tr__ext {
+    /* Held sends, in send order. */
     tr__msg *head, *tail;
     uint32_t n;
-} tr__outbox;
+    /* The suspended handler: the message it handles (kept until it
+     * finishes), its row, where it resumes, what it awaits. */
+    tr__await_kind kind;
+    bool ready;   /* the await is over: resume with `status` */
+    bool replied; /* the suspended handler answered its request */
+    uint32_t point;
+    tr_status status;
+    tr__msg *msg;
+    const tr_handler *row;
+    tr_ref target;     /* AW_ASK: the actor asked */
+    uint64_t corr;     /* AW_ASK: the reply's correlation id */
+    void *buf;         /* AW_ASK: where the reply goes */
+    size_t len;        /* ... and its size */
+    tr__msg *held;     /* AW_SEND: the held message */
+    uint64_t deadline; /* of the await */
+    /* The deadline the actor's timer is set for (0: none). One timer per
+     * actor, set lazily: a later await whose deadline is not earlier
+     * reuses it, and its firing re-arms for what is still awaited. */
+    uint64_t armed;
+    char detail[TR__DETAIL]; /* the last await error's text */
+    /* tr_ask()s in flight. */
+    tr__pending *pend;
+    uint32_t npend, cap;
+} tr__ext;
 
 /* wflags bits (any thread; see tr__actor_wake and mute() in send.c). */
 #define TR__W_MUTED 1u /* parked muted; the waker that clears it schedules */
@@ -117,9 +177,9 @@ typedef struct tr__actor {
     uint8_t lflags;         /* TR__L_*; owner */
     const tr_behavior *beh; /* owner (set by the spawner before) */
     void *state;            /* owner */
-    /* Owner: held sends, allocated when a send is first held and freed
-     * when the last one leaves (most actors never hold one). */
-    tr__outbox *outbox;
+    /* Owner: held sends and async state, allocated when first needed and
+     * kept until the actor ends (most actors never need it). */
+    tr__ext *ext;
     /* Owner: waiter records grabbed from mb.waiters and not yet woken
      * (newest first). While any are here the owner holds the WAIT token,
      * so it stays scheduled and wakes them as its turns make room. */
@@ -147,7 +207,8 @@ typedef struct tr__local {
     _Atomic uint64_t late_replies;
     _Atomic uint64_t unanswered;
     _Atomic uint64_t spawned;
-    tr__msg *cache; /* owner only: free blocks */
+    uint64_t corr_seq; /* owner only: correlation ids (see new_corr) */
+    tr__msg *cache;    /* owner only: free blocks */
     uint32_t ncache;
     uint16_t index; /* 1 + this worker's index (tr__msg.owner) */
     /* Owner only: free actor slots, a FIFO so a slot is reused as late as
@@ -215,8 +276,11 @@ struct tr_cx {
     tr_runtime *rt;
     tr__actor *self;
     tr__worker *w;
-    tr__msg *msg; /* the message being handled; NULL in hooks without one */
-    bool replied; /* tr_reply answered msg */
+    tr__msg *msg;    /* the message being handled; NULL in hooks without one */
+    bool replied;    /* tr_reply answered msg (or forwarded or declined it) */
+    bool can_await;  /* a user message's handler: it may suspend */
+    uint32_t point;  /* where the handler resumes (0: from the start) */
+    tr_status await; /* the last await's result */
     /* Why the actor ends, once TR__L_ENDING is set. An actor's end is
      * decided and carried out within one turn, so the reason lives here,
      * on the worker's stack, not in every actor. */
@@ -284,6 +348,15 @@ tr__actor *tr__current_actor(tr_runtime *rt);
 
 /* ---- message (actor.c) ------------------------------------------------- */
 
+/* A request: a message whose sender waits for an answer (tr_reply,
+ * tr_forward, tr_reply_error, or the runtime's error for it). */
+static inline bool
+tr__is_request(const tr__msg *m)
+{
+    return m->corr != 0 && m->type < TR_MSG_RESERVED &&
+           !tr_ref_is_none(m->from);
+}
+
 tr__msg *tr__msg_new(tr_runtime *rt, size_t len);
 void tr__msg_free(tr_runtime *rt, tr__msg *m);
 /* Frees the blocks a worker's cache holds (at destroy). */
@@ -300,11 +373,53 @@ tr__actor_of_task(tr__task *t)
 }
 /* Wakes a muted actor (schedules it if it was parked muted). Any thread. */
 void tr__actor_wake(tr_runtime *rt, tr__actor *a);
+/* Delivers built message m on its receiver's system lane (waking it if it
+ * is parked). TR_OK, or TR_EDEAD / TR_EFULL with m still the caller's. */
+tr_status tr__deliver_sys(tr_runtime *rt, tr__msg *m);
 /* Sends a system message of kind `kind` with payload to `to`. */
 tr_status tr__send_sys(tr_runtime *rt, tr_ref to, uint32_t kind,
                        const void *data, size_t len);
 
+/* ---- async.c ----------------------------------------------------------- */
+
+/* Owner, from the system lane: the reply to an awaited ask (takes m; a
+ * reply nobody awaits any more is a late one: counted, dead-lettered). */
+void tr__await_reply(tr_cx *cx, tr__msg *m);
+/* Owner: the actor's timer fired: ends awaits and tr_ask()s past their
+ * deadline, re-arms for the rest. */
+void tr__await_timeout(tr_cx *cx);
+/* Owner: if the suspended handler's await is over, hands back its message
+ * and row and sets cx up to resume it. */
+bool tr__await_take(tr_cx *cx, tr__msg **m, const tr_handler **row);
+/* Owner: whether reply m answers a tr_ask() still in flight (and takes it
+ * off the list). */
+bool tr__pending_take(tr_cx *cx, const tr__msg *m);
+/* Owner, ending: answers a suspended handler's asker, frees the ext. */
+void tr__ext_end(tr_cx *cx);
+
 /* ---- send.c ------------------------------------------------------------ */
+
+/* Checks a user send's type and payload. */
+tr_status tr__check_send(tr_runtime *rt, uint32_t type, const void *data,
+                         size_t len);
+/* Sends built message m from actor self (NULL: an outside thread): held,
+ * blocking or refused as the receiver's policy says. Frees m on the
+ * statuses where nothing was taken (TR_EFULL, TR_ETIMEDOUT, TR_ESHUTDOWN,
+ * TR_ENOMEM), leaving a moved payload to the caller. */
+tr_status tr__send_built(tr_runtime *rt, tr__actor *self, tr__msg *m);
+/* Owner of a turn: puts m in actor a's user lane past its capacity (a
+ * made-up reply to itself, bounded by its asks). */
+void tr__push_forced(tr_runtime *rt, tr__actor *a, tr__msg *m);
+/* Answers request `req` with status st and payload (an error's payload is
+ * its text), from actor self (NULL: the runtime, which never holds). */
+tr_status tr__answer(tr_runtime *rt, tr__actor *self, const tr__msg *req,
+                     tr_status st, const void *data, size_t len);
+/* True when the chain of actors `a` waits on (muted on, or awaiting a
+ * reply from) leads back to `a`. */
+bool tr__in_cycle(tr_runtime *rt, tr__actor *a);
+/* Owner: stores in muted_on what the actor waits on now (its first held
+ * send's receiver, else the actor whose reply it awaits, else none). */
+void tr__waits_reset(tr__actor *a);
 
 /* How a delivery treats a full backpressure mailbox. */
 typedef enum tr__mode {
@@ -320,6 +435,21 @@ typedef enum tr__mode {
 tr_status tr__deliver(tr_runtime *rt, tr__actor *self, tr__msg *m,
                       tr__mode mode);
 
+/* Owner: the first held send, or NULL. */
+static inline tr__msg *
+tr__held(const tr__actor *a)
+{
+    return a->ext != NULL ? a->ext->head : NULL;
+}
+/* Owner: the actor's ext, allocated on first use; NULL without memory. */
+tr__ext *tr__ext_get(tr__actor *a);
+/* Owner: takes held send m out of the outbox (it is there). */
+void tr__outbox_remove(tr__actor *self, tr__msg *m);
+/* Owner: parks a suspended actor (holding MUTE) after releasing the turn's
+ * counts and giving `freed` slots to waiters, as tr__mute does; returns
+ * false without parking when a system message waits (the caller takes it:
+ * the actor is still ours). */
+bool tr__park(tr_runtime *rt, tr__actor *a, uint64_t *consumed, uint32_t freed);
 /* Owner: tries to deliver held sends, in order; true when none is left. */
 bool tr__outbox_flush(tr_runtime *rt, tr__actor *a);
 /* Owner: the actor has held sends after a handler; mutes it unless they

@@ -83,19 +83,28 @@ push_admitted(tr_runtime *rt, tr__actor *a, tr__msg *m, tr__admit r)
     TR__COUNT(rt, sent, 1);
 }
 
+void
+tr__push_forced(tr_runtime *rt, tr__actor *a, tr__msg *m)
+{
+    uint64_t w;
+    tr__admit r = tr__mbox_admit(&a->mb, m->to.gen_, true, &w);
+
+    if (r == TR__ADMIT_OK || r == TR__ADMIT_SCHEDULE) {
+        push_admitted(rt, a, m, r);
+    } else {
+        tr__dead_letter(rt, m, TR_EDEAD);
+    }
+}
+
 /* Holds m in self's outbox, behind what is held already; false (nothing
  * held) when the outbox cannot be allocated. */
 static bool
 outbox_append(tr__actor *self, tr__msg *m)
 {
-    tr__outbox *o = self->outbox;
+    tr__ext *o = tr__ext_get(self);
 
     if (o == NULL) {
-        o = tr__calloc(1, sizeof *o);
-        if (o == NULL) {
-            return false;
-        }
-        self->outbox = o;
+        return false;
     }
     atomic_store_explicit(&m->node.next, NULL, memory_order_relaxed);
     if (o->tail != NULL) {
@@ -109,30 +118,49 @@ outbox_append(tr__actor *self, tr__msg *m)
     return true;
 }
 
-/* Drops the first held send from the outbox (the caller has taken it);
- * `next` is its outbox link, read before it left. Frees an emptied
- * outbox. */
+/* Drops the first held send `m` from the outbox (the caller has taken it,
+ * with status `st`); `next` is its outbox link, read before it left. If a
+ * suspended handler awaits that send, its await is over (`m` is only
+ * compared: it may be freed by now). */
 static void
-outbox_advance(tr__actor *self, tr__msg *next)
+outbox_advance(tr__actor *self, tr__msg *m, tr__msg *next, tr_status st)
 {
-    tr__outbox *o = self->outbox;
+    tr__ext *o = self->ext;
 
     o->head = next;
-    o->n--;
     if (next == NULL) {
-        tr__free(o);
-        self->outbox = NULL;
+        o->tail = NULL;
+    }
+    o->n--;
+    if (o->kind == TR__AW_SEND && o->held == m) {
+        o->held = NULL;
+        o->status = st;
+        o->ready = true;
     }
 }
 
-static tr__msg *
-outbox_shift(tr__actor *self)
+/* Takes a held send out of the outbox, wherever it is. */
+void
+tr__outbox_remove(tr__actor *self, tr__msg *m)
 {
-    tr__msg *m = self->outbox->head;
+    tr__ext *o = self->ext;
+    tr__msg *prev = NULL, *x = o->head;
 
-    outbox_advance(self, (tr__msg *)atomic_load_explicit(&m->node.next,
-                                                         memory_order_relaxed));
-    return m;
+    while (x != m) {
+        prev = x;
+        x = (tr__msg *)atomic_load_explicit(&x->node.next,
+                                            memory_order_relaxed);
+    }
+    x = (tr__msg *)atomic_load_explicit(&m->node.next, memory_order_relaxed);
+    if (prev == NULL) {
+        o->head = x;
+    } else {
+        atomic_store_explicit(&prev->node.next, &x->node, memory_order_relaxed);
+    }
+    if (o->tail == m) {
+        o->tail = prev;
+    }
+    o->n--;
 }
 
 /* Blocks the calling (outside) thread until `a` has room for m, the
@@ -209,9 +237,9 @@ tr__deliver(tr_runtime *rt, tr__actor *self, tr__msg *m, tr__mode mode)
     uint32_t policy;
     tr__admit r;
 
-    if (mode == TR__FROM_ACTOR && self->outbox != NULL) {
+    if (mode == TR__FROM_ACTOR && tr__held(self) != NULL) {
         /* Something is held: keep send order by queueing behind it. */
-        if (self->outbox->n >= rt->cfg.outbox_limit) {
+        if (self->ext->n >= rt->cfg.outbox_limit) {
             return TR_EFULL;
         }
         return hold(rt, self, m);
@@ -302,18 +330,20 @@ static void force_first(tr_runtime *rt, tr__actor *a);
 bool
 tr__outbox_flush(tr_runtime *rt, tr__actor *a)
 {
-    while (a->outbox != NULL) {
-        tr__msg *m = a->outbox->head;
+    tr__msg *m;
+
+    while ((m = tr__held(a)) != NULL) {
         /* Read the outbox link first: once delivered, the node's link
          * belongs to the receiver's queue (and the message may already be
          * handled and freed). */
         tr__msg *next = (tr__msg *)atomic_load_explicit(&m->node.next,
                                                         memory_order_relaxed);
+        tr_status st = tr__deliver(rt, a, m, TR__FLUSH);
 
-        if (tr__deliver(rt, a, m, TR__FLUSH) == TR_EFULL) {
+        if (st == TR_EFULL) {
             return false; /* not taken: m and its link are untouched */
         }
-        outbox_advance(a, next);
+        outbox_advance(a, m, next, st);
     }
     return true;
 }
@@ -321,7 +351,7 @@ tr__outbox_flush(tr_runtime *rt, tr__actor *a)
 void
 tr__outbox_force(tr_runtime *rt, tr__actor *a)
 {
-    while (a->outbox != NULL) {
+    while (tr__held(a) != NULL) {
         force_first(rt, a);
     }
 }
@@ -346,9 +376,10 @@ waits_on(tr_runtime *rt, uint64_t packed)
  * The loads are seq_cst, as is the owner's store of its own link before
  * the walk: two actors closing a cycle at once each store, then load the
  * other's link, so at least one of them sees the cycle (Dekker). */
-static bool
-in_cycle(tr_runtime *rt, tr__actor *a, uint64_t self)
+bool
+tr__in_cycle(tr_runtime *rt, tr__actor *a)
 {
+    uint64_t self = tr__ref_pack(tr__ref_of(rt, a));
     uint64_t tortoise = self;
     uint64_t hare = atomic_load_explicit(&a->muted_on, memory_order_seq_cst);
     uint64_t power = 1, lam = 1;
@@ -379,7 +410,9 @@ in_cycle(tr_runtime *rt, tr__actor *a, uint64_t self)
 static void
 force_first(tr_runtime *rt, tr__actor *a)
 {
-    tr__msg *m = outbox_shift(a);
+    tr__msg *m = tr__held(a);
+    tr__msg *next =
+        (tr__msg *)atomic_load_explicit(&m->node.next, memory_order_relaxed);
     tr__actor *t = tr__lookup(rt, m->to);
     uint64_t w;
     tr__admit r =
@@ -388,31 +421,30 @@ force_first(tr_runtime *rt, tr__actor *a)
     if (r == TR__ADMIT_OK || r == TR__ADMIT_SCHEDULE) {
         push_admitted(rt, t, m, r);
         TR__COUNT(rt, overcommits, 1);
+        outbox_advance(a, m, next, TR_OK);
     } else {
         tr__dead_letter(rt, m, TR_EDEAD);
+        outbox_advance(a, m, next, TR_EDEAD);
     }
 }
 
-bool
-tr__mute(tr_runtime *rt, tr__actor *a, uint64_t *consumed, uint32_t freed)
+/* Owner: releases the turn's counts keeping the MUTE token (the tokens
+ * never read zero, so no sender schedules us meanwhile, and an actor whose
+ * held sends go to itself finds the room it just made), and gives the room
+ * this turn made (`freed` slots) to waiters now: after a park only a waker
+ * runs us again. (After the release: the Dekker pair in mailbox.c.) Those
+ * not woken stay in wpriv, and then we hold WAIT like any owner with
+ * waiters in hand, so the turn that finally lets us go idle wakes them
+ * (turn_end relies on WAIT meaning wpriv is not empty). */
+static void
+park_prepare(tr_runtime *rt, tr__actor *a, uint64_t *consumed, uint32_t freed)
 {
-    uint64_t self = tr__ref_pack(tr__ref_of(rt, a));
-
-    /* Release this turn's counts first and take the MUTE token in the same
-     * RMW: the tokens never read zero, so no sender schedules us, and an
-     * actor whose held sends go to itself finds the room it just made. */
     if (!(a->lflags & TR__L_MUTE_HELD)) {
         *consumed -= TR__MB_MUTE;
         a->lflags |= TR__L_MUTE_HELD;
     }
     tr__mbox_add(&a->mb, (uint64_t)0 - *consumed);
     *consumed = 0;
-    /* Room made this turn goes to waiters now: after a muted park only a
-     * waker runs us again. (After the release: the Dekker pair.) Those not
-     * woken stay in wpriv, and then we hold WAIT like any owner with
-     * waiters in hand, so the turn that finally lets us go idle wakes them
-     * (turn_end relies on WAIT meaning wpriv is not empty). We own the
-     * mailbox here: MUTE keeps the tokens nonzero. */
     if (freed > 0) {
         tr__owner_wake(rt, a, freed);
         if (a->wpriv != NULL && !(a->lflags & TR__L_WAIT_HELD)) {
@@ -420,19 +452,81 @@ tr__mute(tr_runtime *rt, tr__actor *a, uint64_t *consumed, uint32_t freed)
             a->lflags |= TR__L_WAIT_HELD;
         }
     }
+}
+
+typedef enum park_result {
+    PARKED,     /* no longer ours: a waker schedules us */
+    PARK_SYS,   /* a system message waits: handle it first */
+    PARK_RETRY, /* a wake came in while we were deciding */
+} park_result;
+
+/* Owner, holding MUTE: parks the actor unless a system message waits or a
+ * wake came in. The word's system count, not the lane, tells whether one
+ * waits: a sender counts its message in the word (RMW) before it pushes
+ * it, and our MUTE was added to the word before this load, so either its
+ * admission came first and we see the count here, or it saw MUTE and wakes
+ * us (tr__send_sys) after we park. */
+static park_result
+park_try(tr__actor *a)
+{
+    uint32_t old;
+
+    if (tr__mbox_word(&a->mb) & TR__MB_SYS_MASK) {
+        return PARK_SYS;
+    }
+    old = atomic_load_explicit(&a->wflags, memory_order_acquire);
+    /* release: our turn's writes go to the waker that schedules us. */
+    if (!(old & TR__W_WAKE) &&
+        atomic_compare_exchange_strong_explicit(&a->wflags, &old, TR__W_MUTED,
+                                                memory_order_acq_rel,
+                                                memory_order_acquire)) {
+        return PARKED;
+    }
+    /* A wake came in while we were deciding: take it. */
+    atomic_fetch_and_explicit(&a->wflags, ~TR__W_WAKE, memory_order_acq_rel);
+    return PARK_RETRY;
+}
+
+/* What a muted or suspended actor waits on: the receiver of its first held
+ * send while it holds one, else the actor whose reply it awaits. */
+static uint64_t
+waits_for(tr__actor *a)
+{
+    tr__msg *h = tr__held(a);
+
+    if (h != NULL) {
+        return tr__ref_pack(h->to);
+    }
+    if (a->ext != NULL && a->ext->kind == TR__AW_ASK) {
+        return tr__ref_pack(a->ext->target);
+    }
+    return 0;
+}
+
+void
+tr__waits_reset(tr__actor *a)
+{
+    /* seq_cst: as the stores before a cycle walk (in_cycle). */
+    atomic_store_explicit(&a->muted_on, waits_for(a), memory_order_seq_cst);
+}
+
+bool
+tr__mute(tr_runtime *rt, tr__actor *a, uint64_t *consumed, uint32_t freed)
+{
+    park_prepare(rt, a, consumed, freed);
     for (;;) {
         tr__actor *t;
-        uint32_t old;
+        park_result r;
 
         if (tr__outbox_flush(rt, a)) {
             break;
         }
-        t = tr__lookup(rt, a->outbox->head->to);
+        t = tr__lookup(rt, tr__held(a)->to);
         if (t == NULL) {
             continue; /* it just ended; the next flush dead-letters */
         }
         /* seq_cst: our half of in_cycle's Dekker pair. */
-        atomic_store_explicit(&a->muted_on, tr__ref_pack(a->outbox->head->to),
+        atomic_store_explicit(&a->muted_on, tr__ref_pack(tr__held(a)->to),
                               memory_order_seq_cst);
         if (!add_waiter(t, tr__ref_of(rt, a), NULL)) {
             sched_yield(); /* no memory for a record: poll instead */
@@ -441,37 +535,40 @@ tr__mute(tr_runtime *rt, tr__actor *a, uint64_t *consumed, uint32_t freed)
         if (tr__outbox_flush(rt, a)) {
             break;
         }
-        if (in_cycle(rt, a, self)) {
+        if (tr__in_cycle(rt, a)) {
             force_first(rt, a);
             continue;
         }
-        if (atomic_load_explicit(&a->mb.sys, memory_order_acquire) != NULL) {
+        r = park_try(a);
+        if (r == PARKED) {
+            return true;
+        }
+        if (r == PARK_SYS) {
             /* A system message (a stop) waits: do not park over it. Still
              * holding, the caller ends the turn, and the next one handles
              * it; its wake may already have been taken as a retry. */
-            atomic_store_explicit(&a->muted_on, 0, memory_order_seq_cst);
-            return false;
+            break;
         }
-        old = atomic_load_explicit(&a->wflags, memory_order_acquire);
-        /* release: our turn's writes go to the waker that schedules us. */
-        if (!(old & TR__W_WAKE) &&
-            atomic_compare_exchange_strong_explicit(
-                &a->wflags, &old, TR__W_MUTED, memory_order_acq_rel,
-                memory_order_acquire)) {
-            return true;
-        }
-        /* A wake came in while we were deciding: take it and retry. */
-        atomic_fetch_and_explicit(&a->wflags, ~TR__W_WAKE,
-                                  memory_order_acq_rel);
     }
-    atomic_store_explicit(&a->muted_on, 0, memory_order_seq_cst);
+    tr__waits_reset(a);
     return false;
+}
+
+bool
+tr__park(tr_runtime *rt, tr__actor *a, uint64_t *consumed, uint32_t freed)
+{
+    park_result r;
+
+    park_prepare(rt, a, consumed, freed);
+    while ((r = park_try(a)) == PARK_RETRY) {
+    }
+    return r == PARKED;
 }
 
 /* ---- Public sends ------------------------------------------------------ */
 
-static tr_status
-check_send(tr_runtime *rt, uint32_t type, const void *data, size_t len)
+tr_status
+tr__check_send(tr_runtime *rt, uint32_t type, const void *data, size_t len)
 {
     if ((data == NULL && len > 0) || type >= TR_MSG_RESERVED) {
         return TR_EINVAL;
@@ -503,10 +600,8 @@ tr__current_actor(tr_runtime *rt)
     return cx ? cx->self : NULL;
 }
 
-/* Sends a built message. Frees it on the statuses where the caller keeps
- * the payload (the message header goes, the payload stays the caller's). */
-static tr_status
-send_msg(tr_runtime *rt, tr__actor *self, tr__msg *m)
+tr_status
+tr__send_built(tr_runtime *rt, tr__actor *self, tr__msg *m)
 {
     tr_status st;
 
@@ -529,7 +624,7 @@ static tr_status
 send_copy(tr_runtime *rt, tr__actor *self, tr_ref to, uint32_t type,
           const void *data, size_t len)
 {
-    tr_status st = check_send(rt, type, data, len);
+    tr_status st = tr__check_send(rt, type, data, len);
     tr__msg *m;
 
     if (st != TR_OK) {
@@ -545,7 +640,7 @@ send_copy(tr_runtime *rt, tr__actor *self, tr_ref to, uint32_t type,
     if (len > 0) {
         memcpy(m->data, data, len);
     }
-    return send_msg(rt, self, m);
+    return tr__send_built(rt, self, m);
 }
 
 tr_status
@@ -580,7 +675,7 @@ send_move(tr_runtime *rt, tr__actor *self, tr_ref to, uint32_t type,
     if (bufp == NULL || *bufp == NULL || free_fn == NULL) {
         return TR_EINVAL;
     }
-    st = check_send(rt, type, *bufp, len);
+    st = tr__check_send(rt, type, *bufp, len);
     if (st != TR_OK) {
         return st;
     }
@@ -594,7 +689,7 @@ send_move(tr_runtime *rt, tr__actor *self, tr_ref to, uint32_t type,
     m->data = *bufp;
     m->len = len;
     m->free_fn = free_fn;
-    st = send_msg(rt, self, m);
+    st = tr__send_built(rt, self, m);
     if (st == TR_OK || st == TR_PENDING || st == TR_DROPPED || st == TR_EDEAD) {
         *bufp = NULL;
     }
@@ -625,31 +720,124 @@ tr_send_move_rt(tr_runtime *rt, tr_ref to, uint32_t type, void **bufp,
 }
 
 tr_status
+tr__answer(tr_runtime *rt, tr__actor *self, const tr__msg *req, tr_status st,
+           const void *data, size_t len)
+{
+    tr__msg *r = tr__msg_new(rt, len);
+
+    if (r == NULL) {
+        return TR_ENOMEM;
+    }
+    r->type = TR_MSG_REPLY;
+    r->status = st;
+    r->corr = req->corr;
+    r->from = self ? tr__ref_of(rt, self) : req->to;
+    r->to = req->from;
+    r->flags = req->flags & (TR__MF_AWAITED | TR__MF_TRACKED);
+    if (len > 0) {
+        memcpy(r->data, data, len);
+    }
+    if (r->flags & TR__MF_AWAITED) {
+        /* The asker is suspended: its system lane, never held. */
+        st = tr__deliver_sys(rt, r);
+        if (st != TR_OK) {
+            tr__dead_letter(rt, r, st);
+        }
+        return st;
+    }
+    return self ? tr__send_built(rt, self, r)
+                : tr__deliver(rt, NULL, r, TR__TRY);
+}
+
+/* Checks that the handler may answer the message it handles, once. */
+static tr_status
+answer_check(const tr_cx *cx)
+{
+    if (cx == NULL || cx->msg == NULL || tr_ref_is_none(cx->msg->from) ||
+        cx->msg->type >= TR_MSG_RESERVED) {
+        return TR_EINVAL; /* nothing to reply to, or a hook's message */
+    }
+    return cx->replied && tr__is_request(cx->msg) ? TR_ESTATE : TR_OK;
+}
+
+tr_status
 tr_reply(tr_cx *cx, const void *data, size_t len)
 {
-    tr__msg *req, *m;
+    tr_status st = answer_check(cx);
 
-    if (cx == NULL || cx->msg == NULL || tr_ref_is_none(cx->msg->from) ||
-        cx->msg->type >= TR_MSG_RESERVED || (data == NULL && len > 0)) {
-        return TR_EINVAL; /* nothing to reply to, or a hook's message */
+    if (st != TR_OK) {
+        return st;
+    }
+    if (data == NULL && len > 0) {
+        return TR_EINVAL;
     }
     if (len > cx->rt->cfg.max_payload) {
         return TR_EMSGSIZE;
     }
+    st = tr__answer(cx->rt, cx->self, cx->msg, TR_OK, data, len);
+    cx->replied = st != TR_ENOMEM && st != TR_EFULL;
+    return st;
+}
+
+tr_status
+tr_reply_error(tr_cx *cx, tr_status error)
+{
+    tr_status st = answer_check(cx);
+
+    if (st != TR_OK) {
+        return st;
+    }
+    if (error >= 0) {
+        return TR_EINVAL;
+    }
+    st = tr__answer(cx->rt, cx->self, cx->msg, error, NULL, 0);
+    cx->replied = st != TR_ENOMEM && st != TR_EFULL;
+    return st;
+}
+
+tr_status
+tr_forward(tr_cx *cx, tr_ref to)
+{
+    tr_status st = answer_check(cx);
+    const tr__msg *req;
+    tr__msg *m;
+
+    if (st != TR_OK) {
+        return st;
+    }
     req = cx->msg;
-    m = tr__msg_new(cx->rt, len);
+    m = tr__msg_new(cx->rt, req->len);
     if (m == NULL) {
         return TR_ENOMEM;
     }
-    m->type = TR_MSG_REPLY;
+    m->type = req->type;
+    m->from = req->from; /* the reply goes straight to the asker */
+    m->to = to;
     m->corr = req->corr;
-    m->from = tr__ref_of(cx->rt, cx->self);
-    m->to = req->from;
-    if (len > 0) {
-        memcpy(m->data, data, len);
+    m->deadline = req->deadline;
+    m->flags = req->flags;
+    if (req->len > 0) {
+        memcpy(m->data, req->data, req->len);
     }
-    cx->replied = true;
-    return send_msg(cx->rt, cx->self, m);
+    st = tr__send_built(cx->rt, cx->self, m);
+    /* Taken (even if then dead-lettered, which answers the asker): the
+     * obligation moved on with it. */
+    cx->replied =
+        st == TR_OK || st == TR_PENDING || st == TR_DROPPED || st == TR_EDEAD;
+    return st;
+}
+
+tr_status
+tr_msg_status(const tr_cx *cx)
+{
+    return cx->msg != NULL && cx->msg->type == TR_MSG_REPLY ? cx->msg->status
+                                                            : TR_OK;
+}
+
+uint64_t
+tr_msg_corr(const tr_cx *cx)
+{
+    return cx->msg != NULL ? cx->msg->corr : 0;
 }
 
 /* ---- Ask and wait ------------------------------------------------------ */
@@ -774,7 +962,7 @@ tr_ask_wait(tr_runtime *rt, tr_ref to, uint32_t type, const void *data,
     if (current_cx(rt) != NULL) {
         return TR_ESTATE;
     }
-    st = check_send(rt, type, data, len);
+    st = tr__check_send(rt, type, data, len);
     if (st != TR_OK) {
         return st;
     }
@@ -813,7 +1001,7 @@ tr_ask_wait(tr_runtime *rt, tr_ref to, uint32_t type, const void *data,
     if (len > 0) {
         memcpy(m->data, data, len);
     }
-    st = send_msg(rt, NULL, m);
+    st = tr__send_built(rt, NULL, m);
     if (st < 0) {
         goto out_stop;
     }

@@ -362,19 +362,8 @@ tr__dead_letter(tr_runtime *rt, tr__msg *m, tr_status reason)
 void
 tr__reply_error(tr_runtime *rt, const tr__msg *m, tr_status st)
 {
-    tr__msg *r;
-
-    if (m->corr == 0 || m->type == TR_MSG_REPLY || tr_ref_is_none(m->from)) {
-        return;
-    }
-    r = tr__msg_new(rt, 0);
-    if (r != NULL) {
-        r->type = TR_MSG_REPLY;
-        r->status = st;
-        r->corr = m->corr;
-        r->from = m->to;
-        r->to = m->from;
-        (void)tr__deliver(rt, NULL, r, TR__TRY);
+    if (tr__is_request(m)) {
+        (void)tr__answer(rt, NULL, m, st, NULL, 0);
     }
 }
 
@@ -687,9 +676,15 @@ static bool
 timer_fire(void *ctx, void *ud)
 {
     tr_runtime *rt = ctx;
-    tr__msg *proto = ud, *m = tr__msg_new(rt, proto->len);
+    tr__msg *proto = ud, *m;
     tr_status st;
 
+    if (proto->type == TR__SYS_TIMEOUT) {
+        /* An actor's await timer: one shot; a dead actor ignores it. */
+        (void)tr__send_sys(rt, proto->to, TR__SYS_TIMEOUT, NULL, 0);
+        return false;
+    }
+    m = tr__msg_new(rt, proto->len);
     if (m == NULL) {
         /* This firing's message is lost: a dead letter like any other
          * (an interval tries again next period). */

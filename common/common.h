@@ -70,6 +70,16 @@ tr__now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* Monotonic time at the kernel tick's resolution (a few ms behind, never
+ * ahead), for a deadline check that must be cheap. */
+static inline uint64_t
+tr__coarse_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 /* Futex wait while *addr == expect, up to timeout_ns (0: no limit). Returns
  * false on timeout. Spurious returns happen: callers loop on their own
  * condition. */

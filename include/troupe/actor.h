@@ -200,12 +200,144 @@ TR_EXTERN tr_status tr_ask_wait(tr_runtime *rt, tr_ref to, uint32_t type,
 
 /* Replies to the message being handled: a TR_MSG_REPLY to its sender with
  * its correlation id, so an asker's wait ends with this payload.
+ * A request (a message sent by an ask) must be answered exactly once:
+ * with tr_reply(), tr_forward() or tr_reply_error(). A handler that
+ * finishes without doing one of them makes the runtime answer
+ * TR_ENOREPLY, naming the actor and the message type (counted in
+ * tr_stats.unanswered, logged); one that fails or ends first makes it
+ * answer TR_EDEAD. The reply to an awaiting asker travels on its system
+ * lane, so it is never held by backpressure; other replies are sent like
+ * any message (a full backpressure mailbox holds them).
  * Returns what tr_send() returns for that message.
  * Errors: TR_EINVAL (no sender to reply to, or the message being handled
- * is a hook's or of a reserved type: a reply, a dead letter), and those of
- * tr_send().
+ * is a hook's or of a reserved type: a reply, a dead letter), TR_ESTATE
+ * (this request was already answered, forwarded or declined), and those
+ * of tr_send().
  * Thread-safe: only from a handler, with its own cx. */
 TR_EXTERN tr_status tr_reply(tr_cx *cx, const void *data, size_t len);
+
+/* Declines the request being handled: its asker gets `error` (a negative
+ * status of the handler's choosing) instead of a reply.
+ * Errors: as tr_reply(), and TR_EINVAL for error >= 0.
+ * Thread-safe: only from a handler, with its own cx. */
+TR_EXTERN tr_status tr_reply_error(tr_cx *cx, tr_status error);
+
+/* Forwards a copy of the message being handled to `to`, keeping its sender,
+ * correlation id and deadline: `to`'s tr_reply() then answers the original
+ * asker directly, and this actor's obligation to answer is over. Sent
+ * from this actor like tr_send() (a full backpressure mailbox holds it).
+ * Returns and errors: as tr_send(), and those of tr_reply().
+ * Thread-safe: only from a handler, with its own cx. */
+TR_EXTERN tr_status tr_forward(tr_cx *cx, tr_ref to);
+
+/* ---- Async handlers ---------------------------------------------------- */
+
+/* A handler may await a reply, a timer or a held send, and goes on where it
+ * left off when that is over. Await points are stackless: the actor has no
+ * stack of its own, so the handler returns at each await and is called
+ * again, with the same message, when the await is over. The macros hide
+ * that; a handler reads as sequential code:
+ *
+ *   static tr_status on_lookup(tr_cx *cx, struct front *self,
+ *                              const struct key *k)
+ *   {
+ *       TR_ASYNC_BEGIN(cx);
+ *       TR_AWAIT_ASK(cx, self->db, MSG_LOAD, k, sizeof *k,
+ *                    &self->value, sizeof self->value, 50);
+ *       if (tr_await_status(cx) != TR_OK)
+ *           return tr_reply_error(cx, tr_await_status(cx));
+ *       TR_ASYNC_END(cx, tr_reply(cx, &self->value, sizeof self->value));
+ *   }
+ *
+ * The rule for locals: a local variable does not survive an await (the
+ * handler returned in between). Keep what must live across an await in
+ * the actor's state, and re-read the message (it stays the same) rather
+ * than pointers derived before the await. Other rules: one TR_AWAIT_* per
+ * source line, not inside a `switch` of the handler's own, and only
+ * between TR_ASYNC_BEGIN and TR_ASYNC_END.
+ *
+ * While a handler is suspended, the actor handles no other user message:
+ * they wait in its bounded mailbox (its senders see its overflow policy).
+ * System messages still run: a stop ends the actor at once, its terminate
+ * hook runs, the await is dropped (a late reply is counted in
+ * tr_stats.late_replies and dead-lettered) and the suspended request's
+ * asker gets TR_EDEAD. Every await has a deadline; at expiry the handler
+ * resumes with TR_ETIMEDOUT (a sleep, with TR_OK). Awaits are for user
+ * messages' handlers: in the init and terminate hooks they fail with
+ * TR_ESTATE. */
+#define TR_ASYNC_BEGIN(cx)                                                     \
+    switch (tr_async_point(cx)) {                                              \
+    case 0:
+
+#define TR_ASYNC_END(cx, ret)                                                  \
+    }                                                                          \
+    return (ret)
+
+/* Sends a request (a copy of len bytes at data, of `type`) to `to` and
+ * awaits its reply, whose payload must be exactly reply_len bytes and is
+ * copied to `reply` (which must live in the actor's state). The deadline
+ * is timeout_ms from now, or that of the request being handled if it is
+ * sooner (an ask made while handling a request inherits what is left of
+ * its time). Then tr_await_status(cx) is TR_OK, the replier's
+ * tr_reply_error() code, TR_ETIMEDOUT, TR_EBADMSG (a reply of another
+ * size, or the request's size did not match the handler's type),
+ * TR_EUNHANDLED, TR_ENOREPLY (the handler finished without answering),
+ * TR_EDEAD (the actor is dead or ended before answering), TR_EFULL (its
+ * overflow policy dropped the request), TR_ECYCLE (the actor asked,
+ * directly or through others, awaits this one: nothing was sent;
+ * tr_await_detail() names the cycle), or a send error of tr_send() (then
+ * nothing was sent and the handler did not suspend). A request held by a
+ * full backpressure mailbox is sent when there is room, within the same
+ * deadline. */
+#define TR_AWAIT_ASK(cx, to, type, data, len, reply, reply_len, timeout_ms)    \
+    TR__AWAIT(cx, tr_await_ask(cx, __LINE__, to, type, data, len, reply,       \
+                               reply_len, timeout_ms))
+
+/* Awaits `ms` milliseconds; then tr_await_status(cx) is TR_OK. */
+#define TR_AWAIT_SLEEP(cx, ms) TR__AWAIT(cx, tr_await_sleep(cx, __LINE__, ms))
+
+/* Sends like tr_send(); if the receiver's full backpressure mailbox holds
+ * the message, awaits its delivery, up to timeout_ms. Then
+ * tr_await_status(cx) is TR_OK (delivered), TR_DROPPED or TR_EDEAD (it
+ * went, and was dead-lettered), TR_ETIMEDOUT (not sent: it was taken back
+ * out of the outbox), or what tr_send() returned when it did not hold. */
+#define TR_AWAIT_SEND(cx, to, type, data, len, timeout_ms)                     \
+    TR__AWAIT(cx, tr_await_send(cx, __LINE__, to, type, data, len, timeout_ms))
+
+/* The result of the handler's last await. */
+TR_EXTERN tr_status tr_await_status(const tr_cx *cx);
+
+/* A text explaining the last await's error, when there is one: the cycle
+ * for TR_ECYCLE ("front#3 -> #7 -> front#3": behaviour name and slot of
+ * this actor, slots of the others), the replier's text for TR_ENOREPLY,
+ * the sizes for a reply's TR_EBADMSG; "" otherwise. Valid until the next
+ * await. */
+TR_EXTERN const char *tr_await_detail(const tr_cx *cx);
+
+/* Asks without suspending: sends the request and returns at once; the
+ * reply comes later as a message of type TR_MSG_REPLY (handled by a
+ * TR_ON_REPLY row), whose tr_msg_corr() is the *corr this call wrote and
+ * whose tr_msg_status() is TR_OK with the reply's payload, or the error
+ * (TR_ETIMEDOUT once the deadline passes: then a reply that still comes is
+ * dropped and counted as late, never delivered). The deadline is as for
+ * TR_AWAIT_ASK. At most 4096 may be in flight per actor.
+ * Returns what tr_send() returns (TR_OK, TR_PENDING, ...; TR_EDEAD and
+ * TR_DROPPED also come back as an error reply).
+ * Errors: those of tr_send(), TR_ELIMIT. Thread-safe: only from a handler
+ * (or hook), with its own cx. */
+TR_EXTERN tr_status tr_ask(tr_cx *cx, tr_ref to, uint32_t type,
+                           const void *data, size_t len, uint32_t timeout_ms,
+                           uint64_t *corr);
+
+/* A row for replies to tr_ask(): `tr_status fn(tr_cx *, State *, const void
+ * *data)`, any size (an error reply's payload is its text). */
+#define TR_ON_REPLY(fn) TR_ON_BYTES(TR_MSG_REPLY, fn)
+
+/* The status a TR_MSG_REPLY carries (TR_OK for any other message). */
+TR_EXTERN tr_status tr_msg_status(const tr_cx *cx);
+/* The correlation id of the message being handled: a request's, or the
+ * ask's that a reply answers; 0 for plain messages. */
+TR_EXTERN uint64_t tr_msg_corr(const tr_cx *cx);
 
 /* ---- Stopping ---------------------------------------------------------- */
 
@@ -282,6 +414,25 @@ TR_EXTERN tr_status tr_send_every_rt(tr_runtime *rt, tr_ref to, uint32_t type,
 TR_EXTERN tr_status tr_timer_cancel(tr_runtime *rt, tr_timer t);
 
 /* ---- Internals of the macros above ------------------------------------- */
+
+/* The await macros' calls: each returns TR_PENDING when the handler must
+ * return to suspend (the macro does), else the await's result at once. */
+#define TR__AWAIT(cx, call)                                                    \
+    do {                                                                       \
+        if ((call) == TR_PENDING) {                                            \
+            return TR_PENDING;                                                 \
+        }                                                                      \
+    case __LINE__:;                                                            \
+    } while (0)
+TR_EXTERN uint32_t tr_async_point(const tr_cx *cx);
+TR_EXTERN tr_status tr_await_ask(tr_cx *cx, uint32_t point, tr_ref to,
+                                 uint32_t type, const void *data, size_t len,
+                                 void *reply, size_t reply_len,
+                                 uint32_t timeout_ms);
+TR_EXTERN tr_status tr_await_sleep(tr_cx *cx, uint32_t point, uint32_t ms);
+TR_EXTERN tr_status tr_await_send(tr_cx *cx, uint32_t point, tr_ref to,
+                                  uint32_t type, const void *data, size_t len,
+                                  uint32_t timeout_ms);
 
 /* Picks the _cx or _rt function by the type of `from`. */
 #define TR__FROM(from, fn)                                                     \
