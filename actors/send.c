@@ -760,6 +760,16 @@ answer_check(const tr_cx *cx)
     return cx->replied && tr__is_request(cx->msg) ? TR_ESTATE : TR_OK;
 }
 
+/* The status of an answer sent: an asker that is gone (its answer
+ * dead-lettered) is news, not the replier's failure, so `return
+ * tr_reply(...)` does not fail the actor for it. */
+static tr_status
+answered(tr_cx *cx, tr_status st)
+{
+    cx->replied = st != TR_ENOMEM && st != TR_EFULL;
+    return st == TR_EDEAD ? TR_DROPPED : st;
+}
+
 tr_status
 tr_reply(tr_cx *cx, const void *data, size_t len)
 {
@@ -774,9 +784,8 @@ tr_reply(tr_cx *cx, const void *data, size_t len)
     if (len > cx->rt->cfg.max_payload) {
         return TR_EMSGSIZE;
     }
-    st = tr__answer(cx->rt, cx->self, cx->msg, TR_OK, data, len);
-    cx->replied = st != TR_ENOMEM && st != TR_EFULL;
-    return st;
+    return answered(cx,
+                    tr__answer(cx->rt, cx->self, cx->msg, TR_OK, data, len));
 }
 
 tr_status
@@ -790,9 +799,7 @@ tr_reply_error(tr_cx *cx, tr_status error)
     if (error >= 0) {
         return TR_EINVAL;
     }
-    st = tr__answer(cx->rt, cx->self, cx->msg, error, NULL, 0);
-    cx->replied = st != TR_ENOMEM && st != TR_EFULL;
-    return st;
+    return answered(cx, tr__answer(cx->rt, cx->self, cx->msg, error, NULL, 0));
 }
 
 tr_status

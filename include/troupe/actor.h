@@ -208,7 +208,9 @@ TR_EXTERN tr_status tr_ask_wait(tr_runtime *rt, tr_ref to, uint32_t type,
  * answer TR_EDEAD. The reply to an awaiting asker travels on its system
  * lane, so it is never held by backpressure; other replies are sent like
  * any message (a full backpressure mailbox holds them).
- * Returns what tr_send() returns for that message.
+ * Returns what tr_send() returns for that message, except that an asker
+ * that is gone gives TR_DROPPED (the reply was dead-lettered), not
+ * TR_EDEAD: `return tr_reply(...)` does not fail the actor for it.
  * Errors: TR_EINVAL (no sender to reply to, or the message being handled
  * is a hook's or of a reserved type: a reply, a dead letter), TR_ESTATE
  * (this request was already answered, forwarded or declined), and those
@@ -422,8 +424,14 @@ TR_EXTERN tr_status tr_timer_cancel(tr_runtime *rt, tr_timer t);
         if ((call) == TR_PENDING) {                                            \
             return TR_PENDING;                                                 \
         }                                                                      \
+        TR__FALLTHROUGH;                                                       \
     case __LINE__:;                                                            \
     } while (0)
+#if defined(__GNUC__) && __GNUC__ >= 7 || defined(__clang__)
+#define TR__FALLTHROUGH __attribute__((fallthrough))
+#else
+#define TR__FALLTHROUGH ((void)0)
+#endif
 TR_EXTERN uint32_t tr_async_point(const tr_cx *cx);
 TR_EXTERN tr_status tr_await_ask(tr_cx *cx, uint32_t point, tr_ref to,
                                  uint32_t type, const void *data, size_t len,
