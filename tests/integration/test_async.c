@@ -25,18 +25,21 @@ enum {
 
 #define LOG_MAX 64
 static struct {
-    _Atomic int n;
+    _Atomic int claimed;
+    _Atomic int n; /* events written: ev[0..n) are visible after acquire */
     uint64_t ev[LOG_MAX];
 } g_log;
 
 static void
 log_event(uint64_t ev)
 {
-    int i = atomic_fetch_add_explicit(&g_log.n, 1, memory_order_acq_rel);
+    int i = atomic_fetch_add_explicit(&g_log.claimed, 1, memory_order_relaxed);
 
     if (i < LOG_MAX) {
         g_log.ev[i] = ev;
     }
+    /* release: publishes ev[i] to the test's acquire load of n. */
+    atomic_fetch_add_explicit(&g_log.n, 1, memory_order_release);
 }
 
 static _Atomic int g_await_st;   /* last await status seen, + 100000 */
