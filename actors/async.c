@@ -37,12 +37,36 @@ new_corr(tr_cx *cx)
     return ((uint64_t)l->index << 48) | ++l->corr_seq;
 }
 
+/* The coarse clock's resolution (a kernel tick), read once. */
+static uint64_t
+coarse_tick(void)
+{
+    /* relaxed: every thread computes the same value; a race only repeats
+     * the call. */
+    static _Atomic uint64_t tick;
+    uint64_t t = atomic_load_explicit(&tick, memory_order_relaxed);
+
+    if (t == 0) {
+        struct timespec ts;
+
+        t = clock_getres(CLOCK_MONOTONIC_COARSE, &ts) == 0
+                ? (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec
+                : 10000000u;
+        atomic_store_explicit(&tick, t, memory_order_relaxed);
+    }
+    return t;
+}
+
 /* An ask's absolute deadline: timeout_ms from now, but no later than that
- * of the request being handled, if it is one (what is left of its time). */
+ * of the request being handled, if it is one (what is left of its time).
+ * Taken from the coarse clock plus one tick, so it is never early and at
+ * most a tick late, for a fraction of a precise clock read: asks are a hot
+ * path. */
 static uint64_t
 ask_deadline(const tr_cx *cx, uint32_t timeout_ms)
 {
-    uint64_t d = tr__now_ns() + (uint64_t)timeout_ms * 1000000u;
+    uint64_t d =
+        tr__coarse_ns() + coarse_tick() + (uint64_t)timeout_ms * 1000000u;
     const tr__msg *m = cx->msg;
 
     if (m != NULL && tr__is_request(m) && m->deadline != 0 && m->deadline < d) {
@@ -141,7 +165,8 @@ name_cycle(tr_cx *cx, tr__ext *x)
 {
     tr__actor *a = cx->self;
     uint64_t self = tr__ref_pack(tr__ref_of(cx->rt, a));
-    uint64_t at = atomic_load_explicit(&a->muted_on, memory_order_seq_cst);
+    uint64_t at = atomic_load_explicit(&a->muted_on, memory_order_seq_cst) &
+                  ~TR__EDGE_AWAIT;
     size_t n;
     int hops = 0;
 
@@ -158,7 +183,9 @@ name_cycle(tr_cx *cx, tr__ext *x)
         }
         n += (size_t)snprintf(x->detail + n, sizeof x->detail - n, " -> #%u",
                               r.slot_);
-        at = t ? atomic_load_explicit(&t->muted_on, memory_order_seq_cst) : 0;
+        at = t ? atomic_load_explicit(&t->muted_on, memory_order_seq_cst) &
+                     ~TR__EDGE_AWAIT
+               : 0;
     }
     if (n < sizeof x->detail) {
         snprintf(x->detail + n, sizeof x->detail - n, " -> %s#%u", a->beh->name,
@@ -218,7 +245,8 @@ tr_await_ask(tr_cx *cx, uint32_t point, tr_ref to, uint32_t type,
     }
     /* seq_cst: our half of the cycle walk's Dekker pair (see in_cycle in
      * send.c): of two actors closing a cycle at once, one sees it. */
-    atomic_store_explicit(&cx->self->muted_on, tr__ref_pack(to),
+    atomic_store_explicit(&cx->self->muted_on,
+                          tr__ref_pack(to) | TR__EDGE_AWAIT,
                           memory_order_seq_cst);
     if (tr__in_cycle(cx->rt, cx->self)) {
         name_cycle(cx, x);

@@ -165,8 +165,10 @@ typedef struct tr__actor {
     _Atomic uint32_t life;     /* TR__LIFE_*; shutdown walks it */
     _Atomic uint32_t wflags;   /* TR__W_*; any thread */
     _Atomic uint64_t muted_on; /* slot+1 << 32 | gen of the actor this one
-                                  waits on, 0 when none; the owner stores,
-                                  cycle walkers load */
+                                  waits on (TR__EDGE_AWAIT set: for a
+                                  reply), 0 when none; the owner stores,
+                                  answerers CAS an await edge away, cycle
+                                  walkers load */
     uint32_t slot;             /* set once with the chunk */
     /* tr_overflow; the spawner stores it (release) before publishing the
      * mailbox epoch; a sender whose admission found the lane full loads it
@@ -417,6 +419,13 @@ tr_status tr__answer(tr_runtime *rt, tr__actor *self, const tr__msg *req,
 /* True when the chain of actors `a` waits on (muted on, or awaiting a
  * reply from) leads back to `a`. */
 bool tr__in_cycle(tr_runtime *rt, tr__actor *a);
+/* A waits-on edge (tr__actor.muted_on) for an awaited reply rather than a
+ * full mailbox: whoever answers the request, or forwards it, moves it. */
+#define TR__EDGE_AWAIT (UINT64_C(1) << 63)
+/* The answer to request `req` goes out now, from req->to, or moves on to
+ * `to` (a forward): the asker's await edge follows, if it still names
+ * req->to. Any thread. */
+void tr__edge_move(tr_runtime *rt, const tr__msg *req, tr_ref to);
 /* Owner: stores in muted_on what the actor waits on now (its first held
  * send's receiver, else the actor whose reply it awaits, else none). */
 void tr__waits_reset(tr__actor *a);

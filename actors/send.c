@@ -362,7 +362,9 @@ waits_on(tr_runtime *rt, uint64_t packed)
 {
     tr__actor *x = tr__lookup(rt, tr__ref_unpack(rt, packed));
 
-    return x ? atomic_load_explicit(&x->muted_on, memory_order_seq_cst) : 0;
+    return x ? atomic_load_explicit(&x->muted_on, memory_order_seq_cst) &
+                   ~TR__EDGE_AWAIT
+             : 0;
 }
 
 /* True when following muted_on links from `a` leads back to `a`, whatever
@@ -381,7 +383,8 @@ tr__in_cycle(tr_runtime *rt, tr__actor *a)
 {
     uint64_t self = tr__ref_pack(tr__ref_of(rt, a));
     uint64_t tortoise = self;
-    uint64_t hare = atomic_load_explicit(&a->muted_on, memory_order_seq_cst);
+    uint64_t hare = atomic_load_explicit(&a->muted_on, memory_order_seq_cst) &
+                    ~TR__EDGE_AWAIT;
     uint64_t power = 1, lam = 1;
     uint64_t steps = atomic_load_explicit(&rt->alive, memory_order_relaxed) + 2;
 
@@ -497,8 +500,8 @@ waits_for(tr__actor *a)
     if (h != NULL) {
         return tr__ref_pack(h->to);
     }
-    if (a->ext != NULL && a->ext->kind == TR__AW_ASK) {
-        return tr__ref_pack(a->ext->target);
+    if (a->ext != NULL && a->ext->kind == TR__AW_ASK && !a->ext->ready) {
+        return tr__ref_pack(a->ext->target) | TR__EDGE_AWAIT;
     }
     return 0;
 }
@@ -506,8 +509,32 @@ waits_for(tr__actor *a)
 void
 tr__waits_reset(tr__actor *a)
 {
-    /* seq_cst: as the stores before a cycle walk (in_cycle). */
-    atomic_store_explicit(&a->muted_on, waits_for(a), memory_order_seq_cst);
+    uint64_t want = waits_for(a);
+
+    /* relaxed: a repliers' CAS may have cleared it already (the common
+     * case: then there is nothing to store). seq_cst store: as the stores
+     * before a cycle walk (in_cycle). */
+    if (atomic_load_explicit(&a->muted_on, memory_order_relaxed) != want) {
+        atomic_store_explicit(&a->muted_on, want, memory_order_seq_cst);
+    }
+}
+
+void
+tr__edge_move(tr_runtime *rt, const tr__msg *req, tr_ref to)
+{
+    tr__actor *asker = tr__lookup(rt, req->from);
+    uint64_t edge = tr__ref_pack(req->to) | TR__EDGE_AWAIT;
+
+    /* seq_cst: the edge is what cycle walks load (seq_cst). Only an edge
+     * that still names this request's receiver changes: the asker may
+     * have timed out and moved on, or be muted (an edge without the
+     * await bit, which only its owner sets and clears). */
+    if (asker != NULL) {
+        atomic_compare_exchange_strong_explicit(
+            &asker->muted_on, &edge,
+            tr_ref_is_none(to) ? 0 : tr__ref_pack(to) | TR__EDGE_AWAIT,
+            memory_order_seq_cst, memory_order_relaxed);
+    }
 }
 
 bool
@@ -559,6 +586,16 @@ tr__park(tr_runtime *rt, tr__actor *a, uint64_t *consumed, uint32_t freed)
 {
     park_result r;
 
+    /* Nothing else queued: go idle like any actor; the answer it awaits
+     * schedules it (cheaper than parking with MUTE and being woken). */
+    if (!(a->lflags & (TR__L_MUTE_HELD | TR__L_WAIT_HELD)) &&
+        tr__mbox_release_idle(&a->mb, *consumed)) {
+        tr__mnode *chain = tr__mbox_grab_waiters(&a->mb);
+
+        *consumed = 0;
+        tr__wake_chain(rt, &chain, TR__WAKE_ALL); /* as turn_end, idle */
+        return true;
+    }
     park_prepare(rt, a, consumed, freed);
     while ((r = park_try(a)) == PARK_RETRY) {
     }
@@ -738,7 +775,9 @@ tr__answer(tr_runtime *rt, tr__actor *self, const tr__msg *req, tr_status st,
         memcpy(r->data, data, len);
     }
     if (r->flags & TR__MF_AWAITED) {
-        /* The asker is suspended: its system lane, never held. */
+        /* The asker is suspended: its system lane, never held. It waits on
+         * no one once this is sent. */
+        tr__edge_move(rt, req, TR_NOREF);
         st = tr__deliver_sys(rt, r);
         if (st != TR_OK) {
             tr__dead_letter(rt, r, st);
@@ -825,6 +864,9 @@ tr_forward(tr_cx *cx, tr_ref to)
     m->flags = req->flags;
     if (req->len > 0) {
         memcpy(m->data, req->data, req->len);
+    }
+    if (m->flags & TR__MF_AWAITED) {
+        tr__edge_move(cx->rt, req, to); /* the asker now waits on `to` */
     }
     st = tr__send_built(cx->rt, cx->self, m);
     /* Taken (even if then dead-lettered, which answers the asker): the

@@ -267,6 +267,22 @@ tr__mbox_add(tr__mailbox *mb, uint64_t delta)
            delta;
 }
 
+bool
+tr__mbox_release_idle(tr__mailbox *mb, uint64_t consumed)
+{
+    uint64_t w = atomic_load_explicit(&mb->word, memory_order_relaxed);
+
+    while (((w - consumed) & TR__MB_TOKENS) == 0) {
+        /* seq_cst: as tr__mbox_add, whose release this is. */
+        if (atomic_compare_exchange_weak_explicit(&mb->word, &w, w - consumed,
+                                                  memory_order_seq_cst,
+                                                  memory_order_relaxed)) {
+            return true;
+        }
+    }
+    return false;
+}
+
 uint64_t
 tr__mbox_close(tr__mailbox *mb)
 {

@@ -155,4 +155,9 @@ tr__mbox_has_waiters(tr__mailbox *mb)
 /* Consumer: the word, for tests and the ending owner's drain. */
 uint64_t tr__mbox_word(tr__mailbox *mb);
 
+/* Consumer: releases `consumed` if that leaves no token (the owner goes
+ * idle: the next admission schedules it) and returns true; otherwise
+ * changes nothing and returns false. */
+bool tr__mbox_release_idle(tr__mailbox *mb, uint64_t consumed);
+
 #endif

@@ -620,6 +620,69 @@ test_cycle_of_three(void **state)
     check_cycle(3);
 }
 
+/* B answers A's awaited ask, then at once asks A: A still has to resume,
+ * but it waits on no one any more, so that is no cycle. */
+enum { MSG_PAIR_GO = 40, MSG_PAIR_ASK };
+
+struct pairer {
+    uint64_t value;
+    tr_ref me;
+};
+
+static _Atomic int g_back_st;
+
+static tr_status
+pair_go(tr_cx *cx, struct pairer *self, const tr_ref *other)
+{
+    TR_ASYNC_BEGIN(cx);
+    self->me = tr_self(cx);
+    TR_AWAIT_ASK(cx, *other, MSG_PAIR_ASK, &self->me, sizeof self->me,
+                 &self->value, sizeof self->value, 5000);
+    record_await(cx);
+    TR_ASYNC_END(cx, TR_OK);
+}
+
+static tr_status
+pair_ask(tr_cx *cx, struct pairer *self, const tr_ref *asker)
+{
+    static const uint64_t v = 5;
+
+    TR_ASYNC_BEGIN(cx);
+    if (tr_reply(cx, &v, sizeof v) != TR_OK) {
+        IT_STORE(g_back_st, ST(TR_EFAILED)); /* fails the test */
+        return TR_OK;
+    }
+    TR_AWAIT_ASK(cx, *asker, MSG_DOUBLE, &v, sizeof v, &self->value,
+                 sizeof self->value, 5000);
+    IT_STORE(g_back_st, ST(tr_await_status(cx)));
+    TR_ASYNC_END(cx, TR_OK);
+}
+
+TR_ACTOR(pair_actor, struct pairer, TR_ON(MSG_PAIR_GO, tr_ref, pair_go),
+         TR_ON(MSG_PAIR_ASK, tr_ref, pair_ask),
+         TR_ON(MSG_DOUBLE, uint64_t, back_double));
+
+static void
+test_answered_ask_is_no_cycle(void **state)
+{
+    (void)state;
+    for (int round = 0; round < 50; round++) {
+        tr_ref a, b;
+
+        reset();
+        IT_STORE(g_back_st, 0);
+        g_rt = it_runtime(round % 2 + 1, NULL);
+        a = it_spawn(g_rt, &pair_actor, 0, 0, TR_BACKPRESSURE);
+        b = it_spawn(g_rt, &pair_actor, 0, 0, TR_BACKPRESSURE);
+        TR_ASSERT_OK(tr_send(g_rt, a, MSG_PAIR_GO, &b, sizeof b));
+        IT_WAIT_UNTIL(IT_LOAD(g_back_st) != 0);
+        assert_int_equal(IT_LOAD(g_back_st), ST(TR_OK));
+        IT_WAIT_UNTIL(IT_LOAD(g_await_st) != 0);
+        assert_int_equal(IT_LOAD(g_await_st), ST(TR_OK));
+        tr_runtime_destroy(&g_rt);
+    }
+}
+
 /* ---- Awaiting a held send and a timer ---------------------------------- */
 
 struct push {
@@ -758,6 +821,7 @@ main(void)
         IT_TEST(test_ask_reply_as_message_timeout),
         IT_TEST(test_cycle_of_two),
         IT_TEST(test_cycle_of_three),
+        IT_TEST(test_answered_ask_is_no_cycle),
         IT_TEST(test_await_send_delivers),
         IT_TEST(test_await_send_timeout_takes_it_back),
         IT_TEST(test_await_sleep),
