@@ -93,6 +93,9 @@ typedef struct tr__outbox {
 #define TR__L_ENDING    2u /* end after this message */
 #define TR__L_MUTE_HELD 4u /* this actor holds its mailbox's MUTE token */
 #define TR__L_WAIT_HELD 8u /* ... and its WAIT token (wpriv is not empty) */
+#define TR__L_WATCHING                                                         \
+    16u /* it watched a descriptor: end() removes its                          \
+          watches (actors/io.c) */
 
 /* life (any thread reads; the spawner and the owner write). */
 #define TR__LIFE_FREE  0u
@@ -206,6 +209,11 @@ struct tr_runtime {
     _Atomic uint64_t dl_forward; /* packed ref (slot+1, gen); 0: none */
     pthread_mutex_t dl_lock;     /* serializes subscribe calls */
 
+    /* File descriptor watches (actors/io.c): created with the reactor
+     * thread by the first tr_watch_fd() under life_lock and published with
+     * release; NULL in runtimes that never watch. */
+    _Atomic(struct tr__io *) io;
+
     pthread_mutex_t life_lock; /* serializes shutdown */
     pthread_cond_t life_cond;  /* signalled as actors end */
 };
@@ -303,6 +311,18 @@ void tr__actor_wake(tr_runtime *rt, tr__actor *a);
 /* Sends a system message of kind `kind` with payload to `to`. */
 tr_status tr__send_sys(tr_runtime *rt, tr_ref to, uint32_t kind,
                        const void *data, size_t len);
+
+/* ---- io.c -------------------------------------------------------------- */
+
+/* The owner, in end() after the terminate hook: removes every watch the
+ * actor still has. */
+void tr__io_actor_end(tr_runtime *rt, tr__actor *a);
+/* Watches alive now. Any thread. */
+uint64_t tr__io_watches(tr_runtime *rt);
+/* Shutdown, once no actor is alive: stops the reactor thread. */
+void tr__io_stop(tr_runtime *rt);
+/* Destroy: stops the reactor if need be and frees every watch record. */
+void tr__io_free(tr_runtime *rt);
 
 /* ---- send.c ------------------------------------------------------------ */
 
