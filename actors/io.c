@@ -29,6 +29,7 @@
 #include "runtime/reactor.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -544,8 +545,10 @@ tr_watch_fd(tr_cx *cx, int fd, uint32_t events, uint32_t type, uint32_t flags,
         return TR_EINVAL;
     }
     a = cx->self;
+    /* Not open: refused before the fd map grows to a bogus number. */
     if (atomic_load_explicit(&a->policy, memory_order_relaxed) ==
-        TR_DROP_OLDEST) {
+            TR_DROP_OLDEST ||
+        fcntl(fd, F_GETFD) < 0) {
         return TR_EINVAL;
     }
     if (a->lflags & TR__L_ENDING) {
@@ -699,6 +702,13 @@ tr__io_stop(tr_runtime *rt)
     tr__io *io = atomic_load_explicit(&rt->io, memory_order_acquire);
 
     if (io != NULL) {
+        /* Every actor ended, each after a close_locked() under io->lock
+         * (its last epoll_ctl). Taking the lock once orders those calls
+         * before the epoll set is closed; shutdown's wait for the actors
+         * (a relaxed count) does not. Not held across the join: the
+         * reactor thread takes it in on_idle. */
+        pthread_mutex_lock(&io->lock);
+        pthread_mutex_unlock(&io->lock);
         tr__reactor_free(io->reactor);
         io->reactor = NULL;
     }

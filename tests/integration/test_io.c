@@ -3,8 +3,11 @@
  * close, socket errors, thousands of descriptors, a descriptor closed while
  * watched (and its number reused), actors that end while watching or try
  * to watch while ending, signals (EINTR) during I/O, readiness past a full
- * mailbox, shutdown with live watches, and bad arguments. */
+ * mailbox, shutdown with live watches, failed allocations, and bad
+ * arguments. */
 #include "itest.h"
+
+#include "fail_alloc.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -672,7 +675,7 @@ test_watch_while_ending(void **state)
 typedef struct bad_req {
     int pipe_r, file_fd, closed_fd;
     tr_watch other; /* a live watch of another actor */
-    tr_status st[16];
+    tr_status st[17];
 } bad_req;
 
 static void
@@ -691,6 +694,7 @@ do_bad(tr_cx *cx, void *arg)
     b->st[i++] = tr_watch_fd(cx, b->pipe_r, TR_IO_READ, MSG_READY, 0, NULL);
     b->st[i++] = tr_watch_fd(cx, b->file_fd, TR_IO_READ, MSG_READY, 0, &w);
     b->st[i++] = tr_watch_fd(cx, b->closed_fd, TR_IO_READ, MSG_READY, 0, &w);
+    b->st[i++] = tr_watch_fd(cx, 1 << 30, TR_IO_READ, MSG_READY, 0, &w);
     b->st[i++] = tr_watch_fd(cx, b->pipe_r, TR_IO_READ, MSG_READY, 0, &mine);
     /* The same descriptor twice in one runtime. */
     b->st[i++] = tr_watch_fd(cx, b->pipe_r, TR_IO_READ, MSG_READY, 0, &w);
@@ -714,10 +718,10 @@ do_watch_dropper(tr_cx *cx, void *arg)
 static void
 test_bad_arguments(void **state)
 {
-    static const tr_status want[16] = {
+    static const tr_status want[17] = {
         TR_EINVAL, TR_EINVAL, TR_EINVAL, TR_EINVAL, TR_EINVAL, TR_EINVAL,
-        TR_EINVAL, TR_EINVAL, TR_EINVAL, TR_OK,     TR_ESTATE, TR_EINVAL,
-        TR_ENOENT, TR_EINVAL, TR_EINVAL, TR_OK};
+        TR_EINVAL, TR_EINVAL, TR_EINVAL, TR_EINVAL, TR_OK,     TR_ESTATE,
+        TR_EINVAL, TR_ENOENT, TR_EINVAL, TR_EINVAL, TR_OK};
     char path[] = "/tmp/troupe-io-XXXXXX";
     int p[2], q2[2];
     bad_req b;
@@ -742,7 +746,7 @@ test_bad_arguments(void **state)
     b.closed_fd = dup(p[0]);
     close(b.closed_fd);
     it_call_sync(g_rt, a, do_bad, &b);
-    for (int i = 0; i < 16; i++) {
+    for (int i = 0; i < 17; i++) {
         if (b.st[i] != want[i]) {
             fail_msg("call %d: got %s, expected %s", i, tr_status_name(b.st[i]),
                      tr_status_name(want[i]));
@@ -766,6 +770,59 @@ test_bad_arguments(void **state)
     close(p[1]);
     close(q2[0]);
     close(q2[1]);
+}
+
+typedef struct oom_req {
+    int fd;
+    size_t fail_at;
+    tr_status st;
+} oom_req;
+
+static void
+do_watch_oom(tr_cx *cx, void *arg)
+{
+    oom_req *q = arg;
+    tr_watch w;
+
+    fail_alloc_arm(q->fail_at);
+    q->st = tr_watch_fd(cx, q->fd, TR_IO_READ, MSG_READY, 0, &w);
+    fail_alloc_disarm();
+    if (q->st == TR_OK) {
+        (void)tr_unwatch(cx, w);
+    }
+}
+
+/* Every allocation of a first watch fails in turn (the I/O state, the
+ * reactor, the tables, a chunk of records): TR_ENOMEM each time, nothing
+ * watched, nothing leaked; then it succeeds. */
+static void
+test_watch_oom(void **state)
+{
+    oom_req q = {0};
+    int p[2];
+    tr_ref a;
+
+    (void)state;
+    fail_alloc_install();
+    g_rt = it_runtime(2, NULL);
+    make_pipe(p);
+    a = spawn_watcher(g_rt, M_ONE, NULL);
+    q.fd = p[0];
+    for (q.fail_at = 1; q.fail_at < 64; q.fail_at++) {
+        it_call_sync(g_rt, a, do_watch_oom, &q);
+        if (q.st == TR_OK) {
+            break;
+        }
+        TR_ASSERT_STATUS(q.st, TR_ENOMEM);
+        assert_int_equal(watches(g_rt), 0);
+    }
+    TR_ASSERT_OK(q.st);
+    assert_true(q.fail_at > 3); /* state, reactor, tables, chunk */
+    assert_int_equal(watches(g_rt), 0);
+    tr_runtime_destroy(&g_rt);
+    fail_alloc_uninstall();
+    close(p[0]);
+    close(p[1]);
 }
 
 /* ---- Signals: EINTR everywhere ----------------------------------------- */
@@ -875,6 +932,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_watch_while_ending, setup,
                                         it_teardown),
         cmocka_unit_test_setup_teardown(test_bad_arguments, setup, it_teardown),
+        cmocka_unit_test_setup_teardown(test_watch_oom, setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_eintr, setup, it_teardown),
         cmocka_unit_test_setup_teardown(test_shutdown_with_watches, setup,
                                         it_teardown),
