@@ -93,9 +93,8 @@ typedef struct tr__outbox {
 #define TR__L_ENDING    2u /* end after this message */
 #define TR__L_MUTE_HELD 4u /* this actor holds its mailbox's MUTE token */
 #define TR__L_WAIT_HELD 8u /* ... and its WAIT token (wpriv is not empty) */
-#define TR__L_WATCHING                                                         \
-    16u /* it watched a descriptor: end() removes its                          \
-          watches (actors/io.c) */
+/* ... it watched a descriptor: end() removes its watches (actors/io.c). */
+#define TR__L_WATCHING 16u
 
 /* life (any thread reads; the spawner and the owner write). */
 #define TR__LIFE_FREE  0u

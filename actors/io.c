@@ -175,6 +175,7 @@ rec_alloc(tr__io *io, tr_status *st)
 static void
 rec_free_locked(tr__io *io, wrec *w)
 {
+    /* relaxed: the generation only changes under io->lock, held here. */
     uint64_t gen =
         atomic_load_explicit(&w->state, memory_order_relaxed) & W_GEN_MASK;
 
@@ -286,6 +287,7 @@ deliver(tr__io *io, wrec *w, uint32_t ev)
         }
         pthread_mutex_unlock(&w->lock);
     }
+    /* relaxed: we hold QUEUED, so the generation cannot change. */
     w->payload.watch =
         handle_of(w, atomic_load_explicit(&w->state, memory_order_relaxed));
     w->payload.fd = w->fd0;
@@ -359,6 +361,7 @@ on_idle(void *ctx)
         wrec *w = rec_at(io, head - 1);
 
         head = w->lnext;
+        /* acquire: pairs with close_locked's release of CLOSED. */
         if (atomic_load_explicit(&w->state, memory_order_acquire) & W_CLOSED) {
             rec_drop(io, w);
         } else {
@@ -386,6 +389,7 @@ io_get(tr_runtime *rt, tr__io **out)
         return TR_OK;
     }
     pthread_mutex_lock(&rt->life_lock);
+    /* relaxed: it is only stored under life_lock, held here. */
     io = atomic_load_explicit(&rt->io, memory_order_relaxed);
     if (io == NULL) {
         io = tr__calloc(1, sizeof *io);
@@ -446,6 +450,7 @@ lookup(tr__io *io, tr_watch h)
         return NULL;
     }
     w = rec_at(io, slot - 1);
+    /* relaxed: generation and CLOSED change only under io->lock, held. */
     st = atomic_load_explicit(&w->state, memory_order_relaxed);
     if ((st & W_GEN_MASK) != (h.id_ & W_GEN_MASK) || (st & W_CLOSED)) {
         return NULL;
@@ -478,6 +483,7 @@ close_locked(tr__io *io, wrec *w)
         link = &rec_at(io, *link - 1)->onext;
     }
     *link = w->onext;
+    /* relaxed: one writer at a time (io->lock); stats read a count. */
     atomic_store_explicit(
         &io->alive, atomic_load_explicit(&io->alive, memory_order_relaxed) - 1,
         memory_order_relaxed);
@@ -546,6 +552,7 @@ tr_watch_fd(tr_cx *cx, int fd, uint32_t events, uint32_t type, uint32_t flags,
     }
     a = cx->self;
     /* Not open: refused before the fd map grows to a bogus number. */
+    /* relaxed: the owner reads its own policy, set before its first turn. */
     if (atomic_load_explicit(&a->policy, memory_order_relaxed) ==
             TR_DROP_OLDEST ||
         fcntl(fd, F_GETFD) < 0) {
@@ -574,6 +581,7 @@ tr_watch_fd(tr_cx *cx, int fd, uint32_t events, uint32_t type, uint32_t flags,
     w->fd0 = fd;
     w->fd = fd;
     w->events = events;
+    /* relaxed: a free record; nobody else holds it (io->lock). */
     state = atomic_load_explicit(&w->state, memory_order_relaxed);
     /* release: the reactor's acquire of this generation sees the fields
      * above (epoll_ctl is no synchronization the memory model knows). */
@@ -588,6 +596,7 @@ tr_watch_fd(tr_cx *cx, int fd, uint32_t events, uint32_t type, uint32_t flags,
     }
     w->onext = io->by_owner[a->slot];
     io->by_owner[a->slot] = w->slot + 1;
+    /* relaxed: as in close_locked. */
     atomic_store_explicit(
         &io->alive, atomic_load_explicit(&io->alive, memory_order_relaxed) + 1,
         memory_order_relaxed);
@@ -644,6 +653,8 @@ tr_watch_modify(tr_cx *cx, tr_watch h, uint32_t events)
     /* Level mode with a message out: the re-arm after it takes the new
      * interest. Otherwise change the registration now (edge mode reports
      * what is ready under the new interest at once). */
+    /* acquire: pairs with the reactor's CAS that set QUEUED; the
+     * generation (relaxed below) is stable under io->lock. */
     if (w->fd >= 0 &&
         ((w->flags & TR_WATCH_EDGE) ||
          !(atomic_load_explicit(&w->state, memory_order_acquire) & W_QUEUED))) {
@@ -693,6 +704,7 @@ tr__io_watches(tr_runtime *rt)
 {
     tr__io *io = atomic_load_explicit(&rt->io, memory_order_acquire);
 
+    /* relaxed: a count for stats, exact but not a snapshot. */
     return io ? atomic_load_explicit(&io->alive, memory_order_relaxed) : 0;
 }
 
@@ -717,6 +729,7 @@ tr__io_stop(tr_runtime *rt)
 void
 tr__io_free(tr_runtime *rt)
 {
+    /* relaxed: destroy runs alone, after every thread that used io. */
     tr__io *io = atomic_load_explicit(&rt->io, memory_order_relaxed);
 
     if (io == NULL) {
