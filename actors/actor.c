@@ -580,6 +580,9 @@ end(tr_cx *cx, uint64_t consumed)
             (void)term->fn(cx, a->state, &cx->reason);
         }
     }
+    if (a->lflags & TR__L_WATCHING) {
+        tr__io_actor_end(rt, a); /* before the drain: see actors/io.c */
+    }
     tr__outbox_force(rt, a);
     tr__ext_end(cx);
     if (a->lflags & TR__L_MUTE_HELD) {

@@ -153,6 +153,8 @@ typedef struct tr__ext {
 #define TR__L_ENDING    2u /* end after this message */
 #define TR__L_MUTE_HELD 4u /* this actor holds its mailbox's MUTE token */
 #define TR__L_WAIT_HELD 8u /* ... and its WAIT token (wpriv is not empty) */
+/* ... it watched a descriptor: end() removes its watches (actors/io.c). */
+#define TR__L_WATCHING 16u
 
 /* life (any thread reads; the spawner and the owner write). */
 #define TR__LIFE_FREE  0u
@@ -268,6 +270,11 @@ struct tr_runtime {
     _Atomic(tr__dl_sub *) dl_sub;
     _Atomic uint64_t dl_forward; /* packed ref (slot+1, gen); 0: none */
     pthread_mutex_t dl_lock;     /* serializes subscribe calls */
+
+    /* File descriptor watches (actors/io.c): created with the reactor
+     * thread by the first tr_watch_fd() under life_lock and published with
+     * release; NULL in runtimes that never watch. */
+    _Atomic(struct tr__io *) io;
 
     pthread_mutex_t life_lock; /* serializes shutdown */
     pthread_cond_t life_cond;  /* signalled as actors end */
@@ -398,6 +405,18 @@ bool tr__await_take(tr_cx *cx, tr__msg **m, const tr_handler **row);
 bool tr__pending_take(tr_cx *cx, const tr__msg *m);
 /* Owner, ending: answers a suspended handler's asker, frees the ext. */
 void tr__ext_end(tr_cx *cx);
+
+/* ---- io.c -------------------------------------------------------------- */
+
+/* The owner, in end() after the terminate hook: removes every watch the
+ * actor still has. */
+void tr__io_actor_end(tr_runtime *rt, tr__actor *a);
+/* Watches alive now. Any thread. */
+uint64_t tr__io_watches(tr_runtime *rt);
+/* Shutdown, once no actor is alive: stops the reactor thread. */
+void tr__io_stop(tr_runtime *rt);
+/* Destroy: stops the reactor if need be and frees every watch record. */
+void tr__io_free(tr_runtime *rt);
 
 /* ---- send.c ------------------------------------------------------------ */
 

@@ -291,6 +291,7 @@ tr_runtime_stats(tr_runtime *rt, tr_stats *out)
 #undef SUM
     out->alive = atomic_load_explicit(&rt->alive, memory_order_relaxed);
     out->timers_fired = tr__timers_fired(rt->timers);
+    out->watches = tr__io_watches(rt);
     out->steals = tr__exec_steals(rt->exec);
     out->parks = tr__exec_parks(rt->exec);
     out->workers = tr__exec_workers(rt->exec);
@@ -609,6 +610,7 @@ tr_runtime_shutdown(tr_runtime *rt, uint32_t drain_ms)
         }
     }
     wait_none_alive(rt);
+    tr__io_stop(rt);
     tr__exec_stop(rt->exec);
     pthread_mutex_lock(&rt->life_lock);
     atomic_store_explicit(&rt->state, TR__RT_STOPPED, memory_order_release);
@@ -630,6 +632,7 @@ tr_runtime_destroy(tr_runtime **rtp)
     rt = *rtp;
     (void)tr_runtime_shutdown(rt, rt->cfg.drain_ms);
     tr__timers_free(rt->timers);
+    tr__io_free(rt);
     tr__exec_free(rt->exec);
     /* Every actor has ended; only waiter records that arrived after an
      * actor's last look can remain. Wake (free) them all first: a record's

@@ -87,6 +87,7 @@ typedef struct tr_stats {
                               sender ended */
     uint64_t timers_fired; /* timer firings: each sent a message, or
                               dead-lettered it when it could not */
+    uint64_t watches;      /* file descriptor watches alive now */
     uint64_t expired;      /* requests whose deadline passed before their
                               handler could run: not handled, the asker got
                               TR_ETIMEDOUT */

@@ -35,7 +35,9 @@
     XX(ETIMEDOUT, -ETIMEDOUT, "timed out")                                     \
     XX(ECANCELED, -ECANCELED, "canceled") /* reserved; no call returns it */   \
     XX(EMSGSIZE, -EMSGSIZE, "payload larger than the runtime's limit")         \
-    XX(ENOENT, -ENOENT, "no such timer (already fired, canceled or unknown)")  \
+    XX(ENOENT, -ENOENT,                                                        \
+       "no such timer or watch (already fired, canceled, removed or "          \
+       "unknown)")                                                             \
     XX(EDEAD, -4000, "the actor is dead or unreachable")                       \
     XX(EFULL, -4001, "the receiver's mailbox is full")                         \
     XX(ESHUTDOWN, -4002, "the runtime is shutting down")                       \
