@@ -152,9 +152,9 @@ wake_shared(tr_runtime *rt, tr__actor *a)
     tr__wake_chain(rt, &chain, TR__WAKE_ALL);
 }
 
-static tr_status
-spawn(tr_runtime *rt, tr__actor *parent, const tr_behavior *b,
-      const tr_spawn_opts *o, tr_ref *out)
+tr_status
+tr__spawn(tr_runtime *rt, tr__actor *parent, const tr_behavior *b,
+          const tr_spawn_opts *o, uint8_t lflags, void *given, tr_ref *out)
 {
     static const tr_spawn_opts none = {0};
     const tr_handler *init;
@@ -198,7 +198,8 @@ spawn(tr_runtime *rt, tr__actor *parent, const tr_behavior *b,
     if (state >= (parent ? TR__RT_STOPPING : TR__RT_DRAINING)) {
         return TR_ESHUTDOWN;
     }
-    self_state = tr__calloc(1, b->state_size ? b->state_size : 1);
+    self_state =
+        given ? given : tr__calloc(1, b->state_size ? b->state_size : 1);
     if (self_state == NULL) {
         return TR_ENOMEM;
     }
@@ -221,7 +222,7 @@ spawn(tr_runtime *rt, tr__actor *parent, const tr_behavior *b,
     a->state = self_state;
     /* release: see tr__actor.policy. */
     atomic_store_explicit(&a->policy, (uint8_t)policy, memory_order_release);
-    a->lflags = 0;
+    a->lflags = lflags;
     a->outbox = NULL;
     a->wpriv = NULL;
     atomic_store_explicit(&a->wflags, 0, memory_order_relaxed);
@@ -258,7 +259,9 @@ spawn(tr_runtime *rt, tr__actor *parent, const tr_behavior *b,
 fail_slot:
     tr__msg_free(rt, m);
 fail_msg:
-    tr__free(self_state);
+    if (self_state != given) {
+        tr__free(self_state);
+    }
     return st;
 }
 
@@ -269,7 +272,7 @@ tr_spawn_cx(tr_cx *cx, const tr_behavior *b, const tr_spawn_opts *opts,
     if (cx == NULL) {
         return TR_EINVAL;
     }
-    return spawn(cx->rt, cx->self, b, opts, out);
+    return tr__spawn(cx->rt, cx->self, b, opts, 0, NULL, out);
 }
 
 tr_status
@@ -287,7 +290,7 @@ tr_spawn_rt(tr_runtime *rt, const tr_behavior *b, const tr_spawn_opts *opts,
         *tr__worker_user(w) != NULL) {
         return tr_spawn_cx(*tr__worker_user(w), b, opts, out);
     }
-    return spawn(rt, NULL, b, opts, out);
+    return tr__spawn(rt, NULL, b, opts, 0, NULL, out);
 }
 
 /* ---- System messages --------------------------------------------------- */
@@ -402,6 +405,20 @@ handle_sys(tr_cx *cx, tr__msg *m)
     tr__msg_free(cx->rt, m);
 }
 
+void
+tr__turn_sys(tr_cx *cx, uint64_t *consumed)
+{
+    tr__mnode *s = tr__mbox_take_sys(&cx->self->mb);
+
+    while (s != NULL) {
+        tr__mnode *next = atomic_load_explicit(&s->next, memory_order_relaxed);
+
+        *consumed += TR__MB_SYS_ONE;
+        handle_sys(cx, (tr__msg *)s);
+        s = next;
+    }
+}
+
 /* ---- Dispatch ---------------------------------------------------------- */
 
 /* Hands m to its handler; false when it was refused (dead-lettered). */
@@ -425,7 +442,9 @@ dispatch(tr_cx *cx, tr__msg *m)
     }
     cx->msg = m;
     cx->replied = false;
+    tr__watch_begin(a, m->type); /* the watchdog's view: see watchdog.c */
     st = row->fn(cx, a->state, m->len ? m->data : NULL);
+    tr__watch_end();
     cx->msg = NULL;
     if ((st < 0 || (a->lflags & TR__L_ENDING)) && !cx->replied) {
         /* Ending while its asker waits: the answer is that it is dead. */
@@ -446,8 +465,8 @@ dispatch(tr_cx *cx, tr__msg *m)
 
 /* Runs the terminate hook, dead-letters everything the actor still has, and
  * frees its slot. `consumed` is the turn's unreleased mailbox count. */
-static void
-end(tr_cx *cx, uint64_t consumed)
+void
+tr__actor_end(tr_cx *cx, uint64_t consumed)
 {
     tr_runtime *rt = cx->rt;
     tr__actor *a = cx->self;
@@ -516,8 +535,9 @@ end(tr_cx *cx, uint64_t consumed)
 
 /* ---- The turn ---------------------------------------------------------- */
 
-/* Ends a turn: releases its counts, gives the room it made to waiters, and
- * requeues the actor if it has more to do.
+/* Ends a turn: releases its counts and gives the room it made to waiters.
+ * Returns true when tokens remain: the actor is still the caller's and has
+ * more to do (tr__run requeues it; a thread actor's thread goes on).
  *
  * Waiters get one wake-up per freed slot (n), from wpriv first; those not
  * woken stay in wpriv, and the WAIT token keeps the owner scheduled while
@@ -526,9 +546,8 @@ end(tr_cx *cx, uint64_t consumed)
  * cases wake everyone instead: the owner goes idle (no turn would wake them
  * later), or only WAIT is left (the lane is empty: the room is there, and
  * a waiter woken earlier may never have used its slot). */
-static void
-turn_end(tr_runtime *rt, tr__worker *w, tr__actor *a, uint64_t consumed,
-         uint32_t n)
+bool
+tr__turn_release(tr_runtime *rt, tr__actor *a, uint64_t consumed, uint32_t n)
 {
     uint64_t word;
 
@@ -540,7 +559,7 @@ turn_end(tr_runtime *rt, tr__worker *w, tr__actor *a, uint64_t consumed,
     if (!(word & TR__MB_TOKENS)) {
         /* Idle, and no longer ours: WAIT was not held, so wpriv is empty. */
         wake_shared(rt, a);
-        return;
+        return false;
     }
     if ((word & TR__MB_TOKENS) == TR__MB_WAIT) {
         tr__wake_chain(rt, &a->wpriv, TR__WAKE_ALL);
@@ -549,7 +568,7 @@ turn_end(tr_runtime *rt, tr__worker *w, tr__actor *a, uint64_t consumed,
         word = tr__mbox_add(&a->mb, (uint64_t)0 - TR__MB_WAIT);
         if (!(word & TR__MB_TOKENS)) {
             wake_shared(rt, a); /* registered since: see the idle case */
-            return;
+            return false;
         }
     } else if (n > 0) {
         tr__owner_wake(rt, a, n);
@@ -563,10 +582,10 @@ turn_end(tr_runtime *rt, tr__worker *w, tr__actor *a, uint64_t consumed,
         word = tr__mbox_add(&a->mb, (uint64_t)0 - TR__MB_WAIT);
         if (!(word & TR__MB_TOKENS)) {
             wake_shared(rt, a);
-            return;
+            return false;
         }
     }
-    tr__exec_yield(w, &a->task); /* more to do: after the others */
+    return true;
 }
 
 void
@@ -580,8 +599,11 @@ tr__run(void *ctx, tr__worker *w, tr__task *item)
     uint32_t n = 0, handled = 0, budget = rt->cfg.budget;
     bool drop_oldest = atomic_load_explicit(&a->policy, memory_order_relaxed) ==
                        TR_DROP_OLDEST;
-    tr__mnode *s;
 
+    if (a->lflags & TR__L_THREAD) {
+        tr__thread_handoff(a); /* its own thread runs the turn */
+        return;
+    }
     cx.rt = rt;
     cx.self = a;
     cx.w = w;
@@ -593,14 +615,7 @@ tr__run(void *ctx, tr__worker *w, tr__task *item)
         tr__tls_local = &rt->wc[tr__worker_index(w)];
         tr__tls_rt = rt;
     }
-    s = tr__mbox_take_sys(&a->mb);
-    while (s != NULL) {
-        tr__mnode *next = atomic_load_explicit(&s->next, memory_order_relaxed);
-
-        consumed += TR__MB_SYS_ONE;
-        handle_sys(&cx, (tr__msg *)s);
-        s = next;
-    }
+    tr__turn_sys(&cx, &consumed);
     if (!(a->lflags & TR__L_ENDING) && a->outbox != NULL &&
         tr__mute(rt, a, &consumed, 0)) {
         goto out; /* parked muted; no longer ours */
@@ -639,10 +654,12 @@ tr__run(void *ctx, tr__worker *w, tr__task *item)
     }
     TR__COUNT(rt, handled, handled);
     if (a->lflags & TR__L_ENDING) {
-        end(&cx, consumed);
+        tr__actor_end(&cx, consumed);
         goto out;
     }
-    turn_end(rt, w, a, consumed, n);
+    if (tr__turn_release(rt, a, consumed, n)) {
+        tr__exec_yield(w, &a->task); /* more to do: after the others */
+    }
 out:
     *user = NULL;
 }

@@ -93,6 +93,8 @@ typedef struct tr__outbox {
 #define TR__L_ENDING    2u /* end after this message */
 #define TR__L_MUTE_HELD 4u /* this actor holds its mailbox's MUTE token */
 #define TR__L_WAIT_HELD 8u /* ... and its WAIT token (wpriv is not empty) */
+#define TR__L_THREAD    16u /* a thread actor: its own thread runs its turns
+                               (set at spawn, never changed; thread.c) */
 
 /* life (any thread reads; the spawner and the owner write). */
 #define TR__LIFE_FREE  0u
@@ -147,6 +149,16 @@ typedef struct tr__local {
     _Atomic uint64_t late_replies;
     _Atomic uint64_t unanswered;
     _Atomic uint64_t spawned;
+    _Atomic uint64_t jobs_run;      /* blocking.c */
+    _Atomic uint64_t jobs_canceled; /* blocking.c */
+    _Atomic uint64_t slow_handlers; /* watchdog.c */
+    /* The handler this worker runs, for the watchdog: the owner stores
+     * (tr__watch_begin/end), the watchdog loads. wd_word is the message
+     * type << 32 | (calls mod 2^31) << 1 | running; wd_actor and wd_beh
+     * name the actor while it runs. */
+    _Atomic uint64_t wd_word;
+    _Atomic(tr__actor *) wd_actor;
+    _Atomic(const tr_behavior *) wd_beh;
     tr__msg *cache; /* owner only: free blocks */
     uint32_t ncache;
     uint16_t index; /* 1 + this worker's index (tr__msg.owner) */
@@ -208,6 +220,11 @@ struct tr_runtime {
 
     pthread_mutex_t life_lock; /* serializes shutdown */
     pthread_cond_t life_cond;  /* signalled as actors end */
+
+    /* The blocking pool, created on first use under life_lock (release
+     * store; submitters acquire). NULL until then. */
+    _Atomic(struct tr__pool *) pool;
+    struct tr__watchdog *watchdog; /* NULL when off; lifecycle calls only */
 };
 
 /* The context of one turn. */
@@ -282,6 +299,65 @@ void tr__reply_error(tr_runtime *rt, const tr__msg *m, tr_status st);
  * handler that calls an _rt form acts as itself. */
 tr__actor *tr__current_actor(tr_runtime *rt);
 
+/* ---- watchdog.c -------------------------------------------------------- */
+
+/* Publishes the handler call a worker starts (dispatch), for the watchdog
+ * to sample: three relaxed-cost stores, no clock read. The word's release
+ * store publishes wd_actor and wd_beh to the watchdog's acquire load of it
+ * (so what it reads describes the call the word names). Worker only. */
+static inline void
+tr__watch_begin(tr__actor *a, uint32_t type)
+{
+    tr__local *l = tr__tls_local;
+    /* relaxed: the worker reads back its own store. */
+    uint64_t calls = atomic_load_explicit(&l->wd_word, memory_order_relaxed) +
+                     2u;
+
+    /* relaxed: published by the release store of the word below. */
+    atomic_store_explicit(&l->wd_actor, a, memory_order_relaxed);
+    atomic_store_explicit(&l->wd_beh, a->beh, memory_order_relaxed);
+    atomic_store_explicit(
+        &l->wd_word,
+        (uint64_t)type << 32 | (calls & UINT64_C(0xfffffffe)) | 1u,
+        memory_order_release);
+}
+
+/* The call published by tr__watch_begin returned. Worker only. */
+static inline void
+tr__watch_end(void)
+{
+    tr__local *l = tr__tls_local;
+
+    /* relaxed: the watchdog only needs to see the word change; a late view
+     * delays nothing but a report. */
+    atomic_store_explicit(
+        &l->wd_word,
+        atomic_load_explicit(&l->wd_word, memory_order_relaxed) & ~UINT64_C(1),
+        memory_order_relaxed);
+}
+
+/* Starts the watchdog thread unless tr_config.watchdog_ms turns it off;
+ * stops and frees it (idempotent; accepts a runtime without one). Lifecycle
+ * calls only. */
+tr_status tr__watchdog_start(tr_runtime *rt);
+void tr__watchdog_stop(tr_runtime *rt);
+
+/* ---- thread.c and blocking.c ------------------------------------------- */
+
+/* tr__run's trampoline for a TR__L_THREAD actor: hands the turn (and with
+ * it the mailbox's tokens, see mailbox.h) to the thread that owns the
+ * actor, which consumes the mailbox as a turn would. Worker. */
+void tr__thread_handoff(tr__actor *a);
+
+/* The thread actor the calling thread is (its own OS thread), if it is one
+ * of rt's and has not ended; else NULL. Any thread. */
+tr__actor *tr__thread_self(tr_runtime *rt);
+
+/* Joins the blocking pool's threads once its actor has ended (shutdown),
+ * and frees the pool (destroy). Lifecycle calls only. */
+void tr__pool_join(tr_runtime *rt);
+void tr__pool_free(tr_runtime *rt);
+
 /* ---- message (actor.c) ------------------------------------------------- */
 
 tr__msg *tr__msg_new(tr_runtime *rt, size_t len);
@@ -292,6 +368,27 @@ void tr__msg_cache_drain(tr__local *l);
 /* ---- actor.c ----------------------------------------------------------- */
 
 void tr__run(void *ctx, tr__worker *w, tr__task *item);
+
+/* Spawns as tr_spawn does, with the actor's lflags set to `lflags` from the
+ * start and `given` (NULL: a zeroed block of the behavior's size) as its
+ * state, which its end frees with tr__free. On failure `given` is
+ * still the caller's. `parent`: the spawning actor or NULL (outside). */
+tr_status tr__spawn(tr_runtime *rt, tr__actor *parent, const tr_behavior *b,
+                    const tr_spawn_opts *o, uint8_t lflags, void *given,
+                    tr_ref *out);
+
+/* The pieces of a turn, for a thread actor's own thread (thread.c) as for
+ * tr__run. Owner only.
+ * tr__turn_sys: takes and handles the system lane (init, stop), adding
+ * what it took to *consumed.
+ * tr__turn_release: releases `consumed` and gives `n` freed user slots to
+ * waiters; true when tokens remain (the caller still owns the mailbox).
+ * tr__actor_end: ends an actor whose TR__L_ENDING is set, `consumed` being
+ * the turn's unreleased count. */
+void tr__turn_sys(tr_cx *cx, uint64_t *consumed);
+bool tr__turn_release(tr_runtime *rt, tr__actor *a, uint64_t consumed,
+                      uint32_t n);
+void tr__actor_end(tr_cx *cx, uint64_t consumed);
 
 static inline tr__actor *
 tr__actor_of_task(tr__task *t)
@@ -319,6 +416,14 @@ typedef enum tr__mode {
  * and flush-full), TR_ETIMEDOUT, TR_ESHUTDOWN. */
 tr_status tr__deliver(tr_runtime *rt, tr__actor *self, tr__msg *m,
                       tr__mode mode);
+
+/* Sends a built message from `self` (NULL outside; a thread actor blocks
+ * like an outside thread) as the public sends do: outside threads get
+ * TR_ESHUTDOWN once shutdown began. On TR_EFULL, TR_ETIMEDOUT, TR_ESHUTDOWN
+ * and TR_ENOMEM it frees the message without calling its free_fn (a moved
+ * payload stays the caller's); on every other status the message is
+ * taken. */
+tr_status tr__send_msg(tr_runtime *rt, tr__actor *self, tr__msg *m);
 
 /* Owner: tries to deliver held sends, in order; true when none is left. */
 bool tr__outbox_flush(tr_runtime *rt, tr__actor *a);

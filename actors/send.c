@@ -500,13 +500,12 @@ tr__current_actor(tr_runtime *rt)
 {
     tr_cx *cx = current_cx(rt);
 
-    return cx ? cx->self : NULL;
+    /* A handler first: the thread-actor check costs workers nothing. */
+    return cx ? cx->self : tr__thread_self(rt);
 }
 
-/* Sends a built message. Frees it on the statuses where the caller keeps
- * the payload (the message header goes, the payload stays the caller's). */
-static tr_status
-send_msg(tr_runtime *rt, tr__actor *self, tr__msg *m)
+tr_status
+tr__send_msg(tr_runtime *rt, tr__actor *self, tr__msg *m)
 {
     tr_status st;
 
@@ -515,7 +514,11 @@ send_msg(tr_runtime *rt, tr__actor *self, tr__msg *m)
             TR__RT_RUNNING) {
         st = TR_ESHUTDOWN;
     } else {
-        st = tr__deliver(rt, self, m, self ? TR__FROM_ACTOR : TR__FROM_THREAD);
+        /* A thread actor is a thread: it blocks rather than mutes. */
+        st = tr__deliver(rt, self, m,
+                         self && !(self->lflags & TR__L_THREAD)
+                             ? TR__FROM_ACTOR
+                             : TR__FROM_THREAD);
     }
     if (st == TR_EFULL || st == TR_ETIMEDOUT || st == TR_ESHUTDOWN ||
         st == TR_ENOMEM) {
@@ -545,7 +548,7 @@ send_copy(tr_runtime *rt, tr__actor *self, tr_ref to, uint32_t type,
     if (len > 0) {
         memcpy(m->data, data, len);
     }
-    return send_msg(rt, self, m);
+    return tr__send_msg(rt, self, m);
 }
 
 tr_status
@@ -561,13 +564,10 @@ tr_status
 tr_send_rt(tr_runtime *rt, tr_ref to, uint32_t type, const void *data,
            size_t len)
 {
-    tr_cx *cx;
-
     if (rt == NULL) {
         return TR_EINVAL;
     }
-    cx = current_cx(rt);
-    return send_copy(rt, cx ? cx->self : NULL, to, type, data, len);
+    return send_copy(rt, tr__current_actor(rt), to, type, data, len);
 }
 
 static tr_status
@@ -594,7 +594,7 @@ send_move(tr_runtime *rt, tr__actor *self, tr_ref to, uint32_t type,
     m->data = *bufp;
     m->len = len;
     m->free_fn = free_fn;
-    st = send_msg(rt, self, m);
+    st = tr__send_msg(rt, self, m);
     if (st == TR_OK || st == TR_PENDING || st == TR_DROPPED || st == TR_EDEAD) {
         *bufp = NULL;
     }
@@ -615,13 +615,11 @@ tr_status
 tr_send_move_rt(tr_runtime *rt, tr_ref to, uint32_t type, void **bufp,
                 size_t len, tr_free_fn free_fn)
 {
-    tr_cx *cx;
-
     if (rt == NULL) {
         return TR_EINVAL;
     }
-    cx = current_cx(rt);
-    return send_move(rt, cx ? cx->self : NULL, to, type, bufp, len, free_fn);
+    return send_move(rt, tr__current_actor(rt), to, type, bufp, len,
+                     free_fn);
 }
 
 tr_status
@@ -649,7 +647,7 @@ tr_reply(tr_cx *cx, const void *data, size_t len)
         memcpy(m->data, data, len);
     }
     cx->replied = true;
-    return send_msg(cx->rt, cx->self, m);
+    return tr__send_msg(cx->rt, cx->self, m);
 }
 
 /* ---- Ask and wait ------------------------------------------------------ */
@@ -813,7 +811,7 @@ tr_ask_wait(tr_runtime *rt, tr_ref to, uint32_t type, const void *data,
     if (len > 0) {
         memcpy(m->data, data, len);
     }
-    st = send_msg(rt, NULL, m);
+    st = tr__send_msg(rt, NULL, m);
     if (st < 0) {
         goto out_stop;
     }

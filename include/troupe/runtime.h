@@ -69,7 +69,20 @@ typedef struct tr_config {
     /* Log lines; NULL: one line each on stderr ("troupe: warn: ..."). */
     tr_log_fn log_fn;
     void *log_arg;
+    /* Threads of the blocking pool (tr_blocking_run), started on its first
+     * use. Default 4; at most 1024. */
+    uint32_t blocking_threads;
+    /* Jobs the blocking pool queues before submitters see backpressure.
+     * Default 1024; at most TR_MAILBOX_MAX_CAPACITY. */
+    uint32_t blocking_queue;
+    /* A handler that runs longer than this on a worker is reported (a
+     * TR_LOG_WARN line and tr_stats.slow_handlers), once per call: it
+     * blocks its worker. Default 100 ms; TR_WATCHDOG_OFF turns it off. */
+    uint32_t watchdog_ms;
 } tr_config;
+
+/* tr_config.watchdog_ms: no watchdog (and no watchdog thread). */
+#define TR_WATCHDOG_OFF UINT32_MAX
 
 /* Counters of a runtime. Every field counts since tr_runtime_new(). */
 typedef struct tr_stats {
@@ -95,6 +108,10 @@ typedef struct tr_stats {
     uint64_t unanswered;   /* requests a handler finished without replying
                               to, forwarding or declining: the runtime
                               answered TR_ENOREPLY */
+    uint64_t jobs_run;      /* blocking-pool jobs run */
+    uint64_t jobs_canceled; /* jobs accepted and never run (the runtime shut
+                               down first): their cancel_fn was called */
+    uint64_t slow_handlers; /* handler calls the watchdog reported */
     uint64_t steals;       /* run-queue steals between workers */
     uint64_t parks;        /* times a worker went to sleep */
     uint32_t workers;      /* worker threads */

@@ -9,5 +9,6 @@
 #include "troupe/mailbox.h"
 #include "troupe/runtime.h"
 #include "troupe/actor.h"
+#include "troupe/thread.h"
 
 #endif
