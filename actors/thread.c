@@ -157,8 +157,9 @@ release_current(tr_thread *t)
     t->cx.msg = NULL;
     if (!t->cx.replied && m->corr != 0 && m->type < TR_MSG_RESERVED &&
         !tr_ref_is_none(m->from)) {
-        tr__reply_error(t->rt, m, TR_ENOREPLY);
+        /* Counted first: the asker may look as soon as it is answered. */
         TR__COUNT(t->rt, unanswered, 1);
+        tr__reply_error(t->rt, m, TR_ENOREPLY);
     }
     tr__msg_free(t->rt, m);
 }
