@@ -33,6 +33,10 @@ struct tr__pool {
     pthread_t threads[];
 };
 
+/* The threads' start latch is t.start (see tr_thread): they wait on it
+ * rather than on `lock`, so pool_new, which runs under life_lock, never
+ * takes `lock` (an ending pool actor takes life_lock under it). */
+
 /* The record a send in progress on this thread carries (see job_release),
  * and whether that send dropped it. */
 static _Thread_local job_rec *tls_submitting;
@@ -123,6 +127,9 @@ pool_main(void *arg)
 {
     struct tr__pool *p = arg;
 
+    if (tr__thread_latch(&p->t) != 1) {
+        return NULL; /* the pool could not be set up */
+    }
     for (;;) {
         tr__msg *m;
         tr_status st;
@@ -150,19 +157,15 @@ pool_new(tr_runtime *rt, tr__actor *parent, struct tr__pool **out)
         return TR_ENOMEM;
     }
     pthread_mutex_init(&p->lock, NULL);
-    /* The threads wait on the lock until the actor exists: it must have a
+    /* The threads first, latched until the actor exists: it must have a
      * consumer once it does, or nothing could end it. */
-    pthread_mutex_lock(&p->lock);
     while (p->nthreads < n && pthread_create(&p->threads[p->nthreads], NULL,
                                              pool_main, p) == 0) {
         p->nthreads++;
     }
     st = p->nthreads > 0 ? tr__thread_open(&p->t, rt, parent, "blocking", &mb)
                          : TR_EFAILED;
-    if (st != TR_OK) {
-        p->t.ended = true; /* the threads see it and leave */
-    }
-    pthread_mutex_unlock(&p->lock);
+    tr__thread_unlatch(&p->t, st == TR_OK ? 1 : 2);
     if (st != TR_OK) {
         for (uint32_t i = 0; i < p->nthreads; i++) {
             pthread_join(p->threads[i], NULL);

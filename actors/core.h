@@ -302,9 +302,15 @@ tr__actor *tr__current_actor(tr_runtime *rt);
 /* ---- watchdog.c -------------------------------------------------------- */
 
 /* Publishes the handler call a worker starts (dispatch), for the watchdog
- * to sample: three relaxed-cost stores, no clock read. The word's release
- * store publishes wd_actor and wd_beh to the watchdog's acquire load of it
- * (so what it reads describes the call the word names). Worker only. */
+ * to sample: three stores (plain moves on x86), no clock read. Worker
+ * only.
+ *
+ * Release stores, read as a seqlock without fences (which TSan does not
+ * model): the word's release publishes wd_actor and wd_beh to the
+ * watchdog's acquire of it; and a watchdog whose acquire load of wd_actor
+ * or wd_beh reads a later call's value synchronizes with this store, so
+ * its re-read of the word sees that the call changed (see report() in
+ * watchdog.c). */
 static inline void
 tr__watch_begin(tr__actor *a, uint32_t type)
 {
@@ -313,9 +319,8 @@ tr__watch_begin(tr__actor *a, uint32_t type)
     uint64_t calls = atomic_load_explicit(&l->wd_word, memory_order_relaxed) +
                      2u;
 
-    /* relaxed: published by the release store of the word below. */
-    atomic_store_explicit(&l->wd_actor, a, memory_order_relaxed);
-    atomic_store_explicit(&l->wd_beh, a->beh, memory_order_relaxed);
+    atomic_store_explicit(&l->wd_actor, a, memory_order_release);
+    atomic_store_explicit(&l->wd_beh, a->beh, memory_order_release);
     atomic_store_explicit(
         &l->wd_word,
         (uint64_t)type << 32 | (calls & UINT64_C(0xfffffffe)) | 1u,
@@ -328,12 +333,11 @@ tr__watch_end(void)
 {
     tr__local *l = tr__tls_local;
 
-    /* relaxed: the watchdog only needs to see the word change; a late view
-     * delays nothing but a report. */
+    /* release: ordered before the next call's stores (see above). */
     atomic_store_explicit(
         &l->wd_word,
         atomic_load_explicit(&l->wd_word, memory_order_relaxed) & ~UINT64_C(1),
-        memory_order_relaxed);
+        memory_order_release);
 }
 
 /* Starts the watchdog thread unless tr_config.watchdog_ms turns it off;

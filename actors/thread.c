@@ -186,32 +186,39 @@ finish(tr_thread *t)
     }
 }
 
+uint32_t
+tr__thread_latch(tr_thread *t)
+{
+    uint32_t go;
+
+    /* acquire: pairs with tr__thread_unlatch's release, so the fields set
+     * by tr__thread_open are visible. */
+    while ((go = atomic_load_explicit(&t->start, memory_order_acquire)) == 0) {
+        tr__futex_wait(&t->start, 0, 0);
+    }
+    return go;
+}
+
+void
+tr__thread_unlatch(tr_thread *t, uint32_t how)
+{
+    /* release: publishes the handle's setup to tr__thread_latch. */
+    atomic_store_explicit(&t->start, how, memory_order_release);
+    tr__futex_wake(&t->start, INT32_MAX);
+}
+
 static void *
 thread_main(void *arg)
 {
     tr_thread *t = arg;
-    uint32_t go;
 
-    /* acquire: pairs with the spawner's release, so the actor's fields
-     * set by tr__thread_open are visible. */
-    while ((go = atomic_load_explicit(&t->start, memory_order_acquire)) == 0) {
-        tr__futex_wait(&t->start, 0, 0);
-    }
-    if (go == 1) {
+    if (tr__thread_latch(t) == 1) {
         tls_thread = t;
         t->fn(t, t->arg);
         finish(t);
         tls_thread = NULL;
     }
     return NULL;
-}
-
-static void
-release_start(tr_thread *t, uint32_t how)
-{
-    /* release: publishes the handle's setup to thread_main's acquire. */
-    atomic_store_explicit(&t->start, how, memory_order_release);
-    tr__futex_wake(&t->start, 1);
 }
 
 tr_status
@@ -239,14 +246,14 @@ tr_thread_spawn(tr_runtime *rt, const char *name,
     }
     st = tr__thread_open(t, rt, tr__current_actor(rt), name, mailbox);
     if (st != TR_OK) {
-        release_start(t, 2);
+        tr__thread_unlatch(t, 2);
         pthread_join(t->thread, NULL);
         tr__free(t);
         return st;
     }
     *ref = t->ref;
     *out = t;
-    release_start(t, 1);
+    tr__thread_unlatch(t, 1);
     return TR_OK;
 }
 

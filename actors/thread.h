@@ -36,11 +36,11 @@ struct tr_thread {
     bool owned; /* it holds the mailbox's tokens (a turn in progress) */
     bool ended; /* the actor has ended (tr__thread_next gives TR_EDEAD) */
     tr_cx cx;   /* the turn context: rt, self, the message received last */
-    /* A user thread actor's thread (not used by the pool). `start` latches
-     * the thread until the actor exists: 0 wait, 1 go, 2 give up (release
-     * store by the spawner, acquire load by the thread). */
-    pthread_t thread;
+    /* Latches the consumer thread(s) until the actor exists: 0 wait, 1 go,
+     * 2 give up (tr__thread_unlatch / tr__thread_latch). */
     _Atomic uint32_t start;
+    /* A user thread actor's thread (not used by the pool). */
+    pthread_t thread;
     tr_thread_fn fn;
     void *arg;
     /* The actor's behavior: a name and no handlers. It outlives the actor
@@ -53,6 +53,12 @@ struct tr_thread {
  * runtime's defaults). `parent` as for tr__spawn. Errors as tr_spawn. */
 tr_status tr__thread_open(tr_thread *t, tr_runtime *rt, tr__actor *parent,
                           const char *name, const tr_mailbox_opts *mailbox);
+
+/* The start latch: consumer threads wait in tr__thread_latch, which
+ * returns 1 (go: the actor exists) or 2 (give up), whichever the spawner
+ * passed to tr__thread_unlatch. */
+uint32_t tr__thread_latch(tr_thread *t);
+void tr__thread_unlatch(tr_thread *t, uint32_t how);
 
 /* The consumer: waits until `deadline` (CLOCK_MONOTONIC ns; UINT64_MAX: no
  * limit) for a turn, handles the system lane, and takes one user message

@@ -39,16 +39,16 @@ static void
 report(struct tr__watchdog *wd, uint32_t i, uint64_t word, uint64_t ran_ns)
 {
     tr__local *l = &wd->rt->wc[i];
-    /* relaxed: ordered after the acquire load of the word that named this
-     * call (the worker stored them before releasing it). */
-    tr__actor *a = atomic_load_explicit(&l->wd_actor, memory_order_relaxed);
+    /* acquire: a seqlock's read side (see tr__watch_begin): if these read
+     * a later call's values, the re-read of the word below sees it. */
+    tr__actor *a = atomic_load_explicit(&l->wd_actor, memory_order_acquire);
     const tr_behavior *b =
-        atomic_load_explicit(&l->wd_beh, memory_order_relaxed);
-    uint32_t gen = atomic_load_explicit(&a->gen, memory_order_relaxed);
+        atomic_load_explicit(&l->wd_beh, memory_order_acquire);
+    /* acquire: as above (a later actor in the slot changed it first). */
+    uint32_t gen = atomic_load_explicit(&a->gen, memory_order_acquire);
 
-    /* acquire fence, then the word again: if the call is still the same,
-     * the loads above describe it (a seqlock's read side). */
-    atomic_thread_fence(memory_order_acquire);
+    /* relaxed: the acquires above keep it after them. Still the same call:
+     * the loads above describe it. */
     if (atomic_load_explicit(&l->wd_word, memory_order_relaxed) != word) {
         return; /* it just returned: the next call gets its own look */
     }
