@@ -159,8 +159,8 @@ pool_new(tr_runtime *rt, tr__actor *parent, struct tr__pool **out)
     pthread_mutex_init(&p->lock, NULL);
     /* The threads first, latched until the actor exists: it must have a
      * consumer once it does, or nothing could end it. */
-    while (p->nthreads < n && pthread_create(&p->threads[p->nthreads], NULL,
-                                             pool_main, p) == 0) {
+    while (p->nthreads < n &&
+           pthread_create(&p->threads[p->nthreads], NULL, pool_main, p) == 0) {
         p->nthreads++;
     }
     st = p->nthreads > 0 ? tr__thread_open(&p->t, rt, parent, "blocking", &mb)
@@ -218,9 +218,9 @@ submit(tr_runtime *rt, tr__actor *self, const tr_job *job)
          job->reply_type >= TR_MSG_RESERVED)) {
         return TR_EINVAL;
     }
-    if (self == NULL && atomic_load_explicit(&rt->state,
-                                             memory_order_acquire) !=
-                            TR__RT_RUNNING) {
+    if (self == NULL &&
+        atomic_load_explicit(&rt->state, memory_order_acquire) !=
+            TR__RT_RUNNING) {
         return TR_ESHUTDOWN; /* and no pool is started for it */
     }
     st = pool_get(rt, self, &p);

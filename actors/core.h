@@ -93,8 +93,9 @@ typedef struct tr__outbox {
 #define TR__L_ENDING    2u /* end after this message */
 #define TR__L_MUTE_HELD 4u /* this actor holds its mailbox's MUTE token */
 #define TR__L_WAIT_HELD 8u /* ... and its WAIT token (wpriv is not empty) */
-#define TR__L_THREAD    16u /* a thread actor: its own thread runs its turns
-                               (set at spawn, never changed; thread.c) */
+#define TR__L_THREAD                                                           \
+    16u /* a thread actor: its own thread runs its turns                       \
+           (set at spawn, never changed; thread.c) */
 
 /* life (any thread reads; the spawner and the owner write). */
 #define TR__LIFE_FREE  0u
@@ -316,14 +317,13 @@ tr__watch_begin(tr__actor *a, uint32_t type)
 {
     tr__local *l = tr__tls_local;
     /* relaxed: the worker reads back its own store. */
-    uint64_t calls = atomic_load_explicit(&l->wd_word, memory_order_relaxed) +
-                     2u;
+    uint64_t calls =
+        atomic_load_explicit(&l->wd_word, memory_order_relaxed) + 2u;
 
     atomic_store_explicit(&l->wd_actor, a, memory_order_release);
     atomic_store_explicit(&l->wd_beh, a->beh, memory_order_release);
     atomic_store_explicit(
-        &l->wd_word,
-        (uint64_t)type << 32 | (calls & UINT64_C(0xfffffffe)) | 1u,
+        &l->wd_word, (uint64_t)type << 32 | (calls & UINT64_C(0xfffffffe)) | 1u,
         memory_order_release);
 }
 

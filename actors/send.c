@@ -618,8 +618,7 @@ tr_send_move_rt(tr_runtime *rt, tr_ref to, uint32_t type, void **bufp,
     if (rt == NULL) {
         return TR_EINVAL;
     }
-    return send_move(rt, tr__current_actor(rt), to, type, bufp, len,
-                     free_fn);
+    return send_move(rt, tr__current_actor(rt), to, type, bufp, len, free_fn);
 }
 
 tr_status

@@ -173,9 +173,8 @@ finish(tr_thread *t)
     tr__msg *m;
 
     release_current(t);
-    while (!t->ended &&
-           tr__send_sys(t->rt, t->ref, TR__SYS_STOP, &normal, sizeof normal) !=
-               TR_OK) {
+    while (!t->ended && tr__send_sys(t->rt, t->ref, TR__SYS_STOP, &normal,
+                                     sizeof normal) != TR_OK) {
         sched_yield(); /* no memory for the stop yet */
     }
     /* The stop is on the system lane, which every turn takes first; a user

@@ -69,9 +69,11 @@ typedef struct tr_thread_msg {
  * fn, ref or out, a malformed mailbox as for tr_spawn()), TR_ENOMEM,
  * TR_ELIMIT, TR_ESHUTDOWN, TR_EFAILED (the thread could not be started).
  * Thread-safe: yes. */
-TR_EXTERN TR_NODISCARD tr_status tr_thread_spawn(
-    tr_runtime *rt, const char *name, const tr_mailbox_opts *mailbox,
-    tr_thread_fn fn, void *arg, tr_ref *ref, tr_thread **out);
+TR_EXTERN TR_NODISCARD tr_status tr_thread_spawn(tr_runtime *rt,
+                                                 const char *name,
+                                                 const tr_mailbox_opts *mailbox,
+                                                 tr_thread_fn fn, void *arg,
+                                                 tr_ref *ref, tr_thread **out);
 
 /* Takes the actor's next message into *out, waiting up to `timeout_ms`
  * (0: do not wait; TR_THREAD_FOREVER: no limit). The previous message is
@@ -92,8 +94,7 @@ TR_EXTERN tr_status tr_thread_receive(tr_thread *t, tr_thread_msg *out,
  * reserved type, data NULL with len > 0), TR_ESTATE (not t's own thread),
  * and those of tr_send().
  * Thread-safe: no; only t's own thread calls it. */
-TR_EXTERN tr_status tr_thread_reply(tr_thread *t, const void *data,
-                                    size_t len);
+TR_EXTERN tr_status tr_thread_reply(tr_thread *t, const void *data, size_t len);
 
 /* The thread actor's ref; TR_NOREF for NULL. Thread-safe: yes. */
 TR_EXTERN tr_ref tr_thread_ref(const tr_thread *t);

@@ -468,8 +468,7 @@ test_shutdown_with_jobs_queued(void **state)
     atomic_init(&sj.done, 0);
     assert_int_equal(pthread_create(&th, NULL, it_shutdown_main, &sj), 0);
     /* Outside submits stop once shutdown began. */
-    IT_WAIT_UNTIL(tr_send(g_rt, TR_NOREF, MSG_PING, NULL, 0) ==
-                  TR_ESHUTDOWN);
+    IT_WAIT_UNTIL(tr_send(g_rt, TR_NOREF, MSG_PING, NULL, 0) == TR_ESHUTDOWN);
     job.fn = copy_job;
     job.cancel_fn = cancel_job;
     job.arg = &g_args[10];
@@ -503,8 +502,8 @@ test_bad_arguments(void **state)
     TR_ASSERT_STATUS(tr_blocking_run((tr_runtime *)NULL, &job), TR_EINVAL);
     TR_ASSERT_STATUS(tr_blocking_run((tr_cx *)NULL, &job), TR_EINVAL);
     TR_ASSERT_STATUS(tr_blocking_run(g_rt, &job), TR_EINVAL); /* no fn */
-    job = outside_job(copy_job, 0, it_spawn(g_rt, &client_actor, 0, 0,
-                                            TR_BACKPRESSURE));
+    job = outside_job(copy_job, 0,
+                      it_spawn(g_rt, &client_actor, 0, 0, TR_BACKPRESSURE));
     job.reply_type = TR_MSG_REPLY;
     TR_ASSERT_STATUS(tr_blocking_run(g_rt, &job), TR_EINVAL);
     /* A runtime that never blocks has no pool: one actor alive. */

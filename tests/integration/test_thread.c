@@ -61,7 +61,8 @@ spawn_thread(tr_runtime *rt, const char *name, const tr_mailbox_opts *mb,
     return t;
 }
 
-/* Receives until its actor ends, recording each message. */
+/* Receives until its actor ends, recording each message; answers a
+ * MSG_ASK with twice its payload. */
 static void
 counting_main(tr_thread *self, void *arg)
 {
@@ -83,6 +84,11 @@ counting_main(tr_thread *self, void *arg)
         if (m.type == MSG_SEQ && seq == i) {
             IT_INC(r->in_order);
         }
+        if (m.type == MSG_ASK && m.len == sizeof seq) {
+            seq *= 2;
+            (void)tr_thread_reply(self, &seq, sizeof seq);
+        }
+        /* Other requests are not replied to: the asker gets TR_ENOREPLY. */
         IT_INC(r->got);
     }
     IT_STORE(r->last, (int)st + 1000);
@@ -152,16 +158,25 @@ test_receive_timeout(void **state)
     TR_ASSERT_OK(tr_thread_join(&t));
 }
 
+/* A one-worker runtime and a thread actor about to block in a receive. */
+static tr_thread *
+start_blocked(tr_ref *ref)
+{
+    tr_thread *t;
+
+    g_rt = it_runtime(1, NULL);
+    t = spawn_thread(g_rt, "blocked", NULL, counting_main, ref);
+    IT_WAIT_UNTIL(IT_LOAD(g.ready) == 1);
+    return t;
+}
+
 static void
 test_stop_while_blocked_in_receive(void **state)
 {
     tr_ref ref;
-    tr_thread *t;
+    tr_thread *t = start_blocked(&ref);
 
     (void)state;
-    g_rt = it_runtime(1, NULL);
-    t = spawn_thread(g_rt, "blocked", NULL, counting_main, &ref);
-    IT_WAIT_UNTIL(IT_LOAD(g.ready) == 1);
     tr_test_sleep_ms(20); /* let it block in the receive */
     TR_ASSERT_OK(tr_stop(g_rt, ref));
     IT_WAIT_UNTIL(IT_LOAD(g.last) != 0);
@@ -177,12 +192,9 @@ static void
 test_shutdown_stops_thread_actor(void **state)
 {
     tr_ref ref;
-    tr_thread *t;
+    tr_thread *t = start_blocked(&ref);
 
     (void)state;
-    g_rt = it_runtime(1, NULL);
-    t = spawn_thread(g_rt, "blocked", NULL, counting_main, &ref);
-    IT_WAIT_UNTIL(IT_LOAD(g.ready) == 1);
     TR_ASSERT_OK(it_shutdown_bounded(g_rt, 0, IT_WAIT_MS));
     tr_runtime_destroy(&g_rt);
     TR_ASSERT_OK(tr_thread_join(&t));
@@ -354,7 +366,7 @@ TR_ACTOR(echo_actor, char, TR_ON(MSG_PING, void, echo_ping),
 
 static tr_ref g_echo;
 
-/* Sends as itself, asks, then answers asks until stopped. */
+/* Sends as itself and asks, then receives as counting_main does. */
 static void
 talker_main(tr_thread *self, void *arg)
 {
@@ -362,7 +374,6 @@ talker_main(tr_thread *self, void *arg)
     tr_runtime *rt = tr_thread_runtime(self);
     tr_thread_msg m;
     uint32_t v = 41, answer = 0;
-    tr_status st;
 
     r->extra[0] = tr_send(rt, g_echo, MSG_PING, NULL, 0);
     r->extra[1] = tr_thread_receive(self, &m, RECV_MS);
@@ -376,16 +387,7 @@ talker_main(tr_thread *self, void *arg)
         r->extra[3] = TR_EBADMSG;
     }
     IT_STORE(r->ready, 1);
-    while ((st = tr_thread_receive(self, &m, TR_THREAD_FOREVER)) == TR_OK) {
-        if (m.type == MSG_ASK && m.len == sizeof v) {
-            memcpy(&v, m.data, sizeof v);
-            v *= 2;
-            (void)tr_thread_reply(self, &v, sizeof v);
-        }
-        /* Other types are not replied to: the asker gets TR_ENOREPLY. */
-        IT_INC(r->got);
-    }
-    IT_STORE(r->last, (int)st + 1000);
+    counting_main(self, arg);
 }
 
 static void
@@ -409,9 +411,9 @@ test_thread_sends_and_asks(void **state)
     TR_ASSERT_OK(tr_ask_wait(g_rt, ref, MSG_ASK, &v, sizeof v, &answer,
                              sizeof answer, RECV_MS));
     assert_int_equal(answer, 42);
-    TR_ASSERT_STATUS(tr_ask_wait(g_rt, ref, MSG_PING, NULL, 0, NULL, 0,
-                                 RECV_MS),
-                     TR_ENOREPLY);
+    TR_ASSERT_STATUS(
+        tr_ask_wait(g_rt, ref, MSG_PING, NULL, 0, NULL, 0, RECV_MS),
+        TR_ENOREPLY);
     IT_WAIT_UNTIL(IT_LOAD(g.got) == 2);
     assert_int_equal(it_stats(g_rt).unanswered, 1);
     TR_ASSERT_OK(tr_stop(g_rt, ref));
@@ -448,7 +450,7 @@ misuse_main(tr_thread *self, void *arg)
     rec *r = arg;
     tr_thread *me = self;
 
-    r->extra[0] = tr_thread_join(&me); /* on itself */
+    r->extra[0] = tr_thread_join(&me);            /* on itself */
     r->extra[1] = tr_thread_reply(self, NULL, 0); /* nothing received */
     counting_main(self, arg);
 }
@@ -463,14 +465,14 @@ test_misuse(void **state)
 
     (void)state;
     g_rt = it_runtime(1, NULL);
-    TR_ASSERT_STATUS(tr_thread_spawn(NULL, "x", NULL, counting_main, &g,
-                                     &ref, &t),
-                     TR_EINVAL);
+    TR_ASSERT_STATUS(
+        tr_thread_spawn(NULL, "x", NULL, counting_main, &g, &ref, &t),
+        TR_EINVAL);
     TR_ASSERT_STATUS(tr_thread_spawn(g_rt, "x", NULL, NULL, &g, &ref, &t),
                      TR_EINVAL);
-    TR_ASSERT_STATUS(tr_thread_spawn(g_rt, "x", &bad, counting_main, &g,
-                                     &ref, &t),
-                     TR_EINVAL);
+    TR_ASSERT_STATUS(
+        tr_thread_spawn(g_rt, "x", &bad, counting_main, &g, &ref, &t),
+        TR_EINVAL);
     assert_null(t);
     assert_int_equal(it_stats(g_rt).alive, 0);
     TR_ASSERT_STATUS(tr_thread_receive(NULL, &m, 0), TR_EINVAL);
@@ -490,9 +492,9 @@ test_misuse(void **state)
     TR_ASSERT_OK(tr_thread_join(&t));
     /* Spawning after shutdown began. */
     TR_ASSERT_OK(tr_runtime_shutdown(g_rt, 0));
-    TR_ASSERT_STATUS(tr_thread_spawn(g_rt, "late", NULL, counting_main, &g,
-                                     &ref, &t),
-                     TR_ESHUTDOWN);
+    TR_ASSERT_STATUS(
+        tr_thread_spawn(g_rt, "late", NULL, counting_main, &g, &ref, &t),
+        TR_ESHUTDOWN);
     assert_null(t);
 }
 
