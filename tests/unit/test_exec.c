@@ -544,6 +544,7 @@ test_idle_and_parks(void **state)
 typedef struct sampler {
     tr__exec *ex;
     _Atomic uint32_t cancel;
+    _Atomic uint32_t calls;   /* times it is about to call wait_busy */
     _Atomic uint32_t returns; /* times wait_busy returned */
     _Atomic uint32_t stop;    /* ends the loop once set */
 } sampler;
@@ -555,6 +556,7 @@ sampler_main(void *arg)
     sampler *sm = arg;
 
     while (!atomic_load_explicit(&sm->stop, memory_order_acquire)) {
+        atomic_fetch_add_explicit(&sm->calls, 1, memory_order_release);
         tr__exec_wait_busy(sm->ex, &sm->cancel);
         atomic_fetch_add_explicit(&sm->returns, 1, memory_order_release);
         /* A busy executor: wait until it is idle again before the next
@@ -567,12 +569,13 @@ sampler_main(void *arg)
     return NULL;
 }
 
+/* Polls until the counter exceeds `than` or ms (scaled) pass. */
 static bool
-returns_above(sampler *sm, uint32_t than, uint64_t ms)
+count_above(_Atomic uint32_t *c, uint32_t than, uint64_t ms)
 {
     uint64_t end = tr__now_ns() + tr_test_scaled_ms(ms) * 1000000u;
 
-    while (atomic_load_explicit(&sm->returns, memory_order_acquire) <= than) {
+    while (atomic_load_explicit(c, memory_order_acquire) <= than) {
         if (tr__now_ns() > end) {
             return false;
         }
@@ -592,6 +595,9 @@ test_wait_busy(void **state)
     uint32_t before;
 
     make_items(f, 3);
+    for (uint32_t i = 0; i < 3; i++) {
+        f->items[i].fn = block_fn; /* busy until the gate opens */
+    }
     start_exec(f, 2);
     assert_true(wait_all_asleep(f, 5000));
     sm.ex = f->ex;
@@ -603,8 +609,13 @@ test_wait_busy(void **state)
     assert_int_equal(atomic_load_explicit(&sm.returns, memory_order_acquire),
                      before);
     for (uint32_t i = 0; i < 3; i++) {
+        /* Once it is back to waiting, work makes it return: whether the
+         * work comes before its idle check or wakes it from the sleep. */
+        assert_true(count_above(&sm.calls, before + i, 5000));
+        atomic_store_explicit(&f->gate, 0, memory_order_release);
         tr__exec_schedule(f->ex, &f->items[i].task);
-        assert_true(returns_above(&sm, before + i, 5000));
+        assert_true(count_above(&sm.returns, before + i, 5000));
+        atomic_store_explicit(&f->gate, 1, memory_order_release);
         assert_true(wait_total(f, i + 1, 5000));
         assert_true(wait_idle(f, 5000));
     }
