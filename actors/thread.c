@@ -17,8 +17,9 @@ tr__thread_handoff(tr__actor *a)
     /* acq_rel: release hands this turn's ownership (acquired through the
      * run queue from the scheduling admission) to the consumer's acquire
      * load in take_turn; acquire orders our read of the old value. */
-    if (atomic_exchange_explicit(&a->wflags, TR__T_HANDED,
-                                 memory_order_acq_rel) == TR__T_SLEEP) {
+    if (atomic_fetch_or_explicit(&a->wflags, TR__T_HANDED,
+                                 memory_order_acq_rel) &
+        TR__T_SLEEP) {
         tr__futex_wake(&a->wflags, 1);
     }
 }
@@ -32,9 +33,9 @@ take_turn(tr__actor *a, uint64_t deadline)
         uint32_t v = atomic_load_explicit(&a->wflags, memory_order_acquire);
         uint64_t now;
 
-        if (v == TR__T_HANDED) {
-            /* relaxed: only the consumer and the next handoff (which needs
-             * the tokens we now hold) touch the word. */
+        if (v & TR__T_HANDED) {
+            /* relaxed: no handoff comes until we release the tokens we now
+             * hold (a stray WAKE bit may be lost, which is harmless). */
             atomic_store_explicit(&a->wflags, 0, memory_order_relaxed);
             return true;
         }
@@ -42,14 +43,15 @@ take_turn(tr__actor *a, uint64_t deadline)
         if (now >= deadline) {
             return false;
         }
-        /* relaxed: announces the sleep; the handoff's exchange reads it
-         * (its release/acquire is on the HANDED store, above). */
-        if (v == 0 && !atomic_compare_exchange_strong_explicit(
-                          &a->wflags, &v, TR__T_SLEEP, memory_order_relaxed,
-                          memory_order_relaxed)) {
-            continue; /* handed meanwhile */
+        /* relaxed: announces the sleep; the handoff's RMW reads it (its
+         * release/acquire is on the HANDED bit, above). */
+        if (!(v & TR__T_SLEEP) &&
+            !atomic_compare_exchange_strong_explicit(
+                &a->wflags, &v, v | TR__T_SLEEP, memory_order_relaxed,
+                memory_order_relaxed)) {
+            continue; /* handed (or a stray wake) meanwhile */
         }
-        tr__futex_wait(&a->wflags, TR__T_SLEEP,
+        tr__futex_wait(&a->wflags, v | TR__T_SLEEP,
                        deadline == UINT64_MAX ? 0 : deadline - now);
     }
 }

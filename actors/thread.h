@@ -24,9 +24,13 @@
 
 #include "actors/core.h"
 
-/* wflags of a thread actor. */
-#define TR__T_HANDED 1u /* a worker handed a turn; the consumer takes it */
-#define TR__T_SLEEP  2u /* the consumer sleeps on the word (futex) */
+/* wflags bits of a thread actor. Disjoint from TR__W_MUTED/TR__W_WAKE:
+ * a stale tr__actor_wake (a waiter record of the slot's previous actor,
+ * racing with its reuse) ORs in TR__W_WAKE and acts only on a word that
+ * was exactly TR__W_MUTED, so it never takes a thread actor for a parked
+ * muted one and never schedules it; a stray WAKE bit is ignored here. */
+#define TR__T_HANDED 4u /* a worker handed a turn; the consumer takes it */
+#define TR__T_SLEEP  8u /* the consumer sleeps on the word (futex) */
 
 struct tr_thread {
     tr_runtime *rt;
