@@ -413,6 +413,8 @@ typedef enum tr__mode {
     TR__FROM_THREAD, /* block the calling thread */
     TR__TRY,         /* never wait: full means dead-letter with TR_EFULL */
     TR__FLUSH,       /* outbox flush: full means stay held */
+    TR__OVERCOMMIT,  /* a result the receiver asked for (blocking pool):
+                        full means admit past capacity, counted */
 } tr__mode;
 
 /* Delivers `m` (to m->to) from actor `self` (NULL outside). Takes `m` on

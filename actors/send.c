@@ -199,6 +199,24 @@ hold(tr_runtime *rt, tr__actor *self, tr__msg *m)
     return TR_PENDING;
 }
 
+/* Admits m past its receiver's capacity (counted in overcommits); a dead
+ * receiver (t NULL or ended) dead-letters it. */
+static tr_status
+overcommit(tr_runtime *rt, tr__actor *t, tr__msg *m)
+{
+    uint64_t w;
+    tr__admit r =
+        t ? tr__mbox_admit(&t->mb, m->to.gen_, true, &w) : TR__ADMIT_DEAD;
+
+    if (r == TR__ADMIT_OK || r == TR__ADMIT_SCHEDULE) {
+        push_admitted(rt, t, m, r);
+        TR__COUNT(rt, overcommits, 1);
+        return TR_OK;
+    }
+    tr__dead_letter(rt, m, TR_EDEAD);
+    return TR_EDEAD;
+}
+
 tr_status
 tr__deliver(tr_runtime *rt, tr__actor *self, tr__msg *m, tr__mode mode)
 {
@@ -241,7 +259,7 @@ tr__deliver(tr_runtime *rt, tr__actor *self, tr__msg *m, tr__mode mode)
     }
     switch (policy) {
     case TR_REJECT:
-        if (mode == TR__TRY || mode == TR__FLUSH) {
+        if (mode == TR__TRY || mode == TR__FLUSH || mode == TR__OVERCOMMIT) {
             break; /* nobody to hand TR_EFULL to: dead-letter below */
         }
         TR__COUNT(rt, rejected, 1);
@@ -285,6 +303,8 @@ tr__deliver(tr_runtime *rt, tr__actor *self, tr__msg *m, tr__mode mode)
             return deliver_blocking(rt, a, m);
         case TR__FLUSH:
             return TR_EFULL; /* stays held */
+        case TR__OVERCOMMIT:
+            return overcommit(rt, a, m);
         case TR__TRY:
             break;
         }
@@ -380,17 +400,8 @@ static void
 force_first(tr_runtime *rt, tr__actor *a)
 {
     tr__msg *m = outbox_shift(a);
-    tr__actor *t = tr__lookup(rt, m->to);
-    uint64_t w;
-    tr__admit r =
-        t ? tr__mbox_admit(&t->mb, m->to.gen_, true, &w) : TR__ADMIT_DEAD;
 
-    if (r == TR__ADMIT_OK || r == TR__ADMIT_SCHEDULE) {
-        push_admitted(rt, t, m, r);
-        TR__COUNT(rt, overcommits, 1);
-    } else {
-        tr__dead_letter(rt, m, TR_EDEAD);
-    }
+    (void)overcommit(rt, tr__lookup(rt, m->to), m);
 }
 
 bool

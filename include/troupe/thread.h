@@ -141,9 +141,11 @@ typedef struct tr_job {
     void *arg;
     /* Who gets the result, as a message of `reply_type` (a user type) sent
      * by the pool's actor; TR_NOREF: nobody (a moved result is freed). A
-     * result the receiver does not take is dead-lettered, like any
-     * message; the pool thread blocks up to the send timeout for room in a
-     * full backpressure mailbox. */
+     * full backpressure mailbox admits it past capacity (counted in
+     * tr_stats.overcommits): the pool never waits on the actor that waits
+     * on the pool, and results are bounded by the jobs submitted. Other
+     * policies apply as to any message (a refused or dropped result is a
+     * dead letter), as does a dead receiver. */
     tr_ref reply_to;
     uint32_t reply_type;
 } tr_job;

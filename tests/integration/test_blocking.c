@@ -3,11 +3,13 @@
  * What is checked: results come back as messages of the caller's type,
  * copied or moved; the pool's threads are not the workers (a one-worker
  * runtime keeps handling messages while every pool thread blocks); a full
- * queue gives backpressure, to an actor (TR_PENDING, muted until room) and
- * to an outside thread (blocks, then TR_ETIMEDOUT), with exact accounting:
- * every accepted job runs exactly once, a refused one never runs; shutdown
- * with jobs queued cancels each one exactly once (cancel_fn, a dead letter,
- * tr_stats.jobs_canceled) and leaks nothing; bad arguments are refused. */
+ * results never block the pool (a full backpressure mailbox takes them past
+ * capacity, counted); a full queue gives backpressure, to an actor (TR_PENDING,
+ * muted until room) and to an outside thread (blocks, then TR_ETIMEDOUT), with
+ * exact accounting: every accepted job runs exactly once, a refused one never
+ * runs; shutdown with jobs queued cancels each one exactly once (cancel_fn, a
+ * dead letter, tr_stats.jobs_canceled) and leaks nothing; bad arguments are
+ * refused. */
 #include "itest.h"
 
 #include <pthread.h>
@@ -221,7 +223,8 @@ on_ping(tr_cx *cx, void *self, const void *unused)
 
 TR_ACTOR(client_actor, char, TR_ON(MSG_SUBMIT, submit_msg, on_submit),
          TR_ON(MSG_RESULT, uint32_t, on_result),
-         TR_ON_BYTES(MSG_MOVED, on_moved), TR_ON(MSG_PING, void, on_ping));
+         TR_ON_BYTES(MSG_MOVED, on_moved), TR_ON(MSG_PING, void, on_ping),
+         IT_ON_CLOSE);
 
 static void
 submit_from(tr_ref client, uint32_t first, uint32_t n, int move, int gated)
@@ -294,6 +297,38 @@ test_results_to_nobody_and_to_dead(void **state)
     IT_WAIT_UNTIL(it_dl_count(MSG_MOVED, TR_EDEAD) == 1);
     assert_int_equal(IT_LOAD(g_runs[0]), 1);
     assert_int_equal(IT_LOAD(g_runs[1]), 1);
+}
+
+/* Results to a full backpressure mailbox go in past capacity (counted)
+ * rather than block the pool: here the receiver is muted on a jam, and a
+ * pool thread that waited on it would hold up every other job. */
+static void
+test_results_past_capacity(void **state)
+{
+    tr_config cfg = {.blocking_threads = 1};
+    tr_ref client, jam;
+    tr_job job;
+    tr_stats s;
+
+    (void)state;
+    g_rt = it_runtime(1, &cfg);
+    client = it_spawn(g_rt, &client_actor, 2, 1, TR_BACKPRESSURE);
+    jam = it_jam_start(g_rt);
+    it_gate_close(g_rt, client, jam);
+    TR_ASSERT_OK(tr_send(g_rt, client, MSG_PING, NULL, 0));
+    TR_ASSERT_OK(tr_send(g_rt, client, MSG_PING, NULL, 0));
+    for (uint32_t i = 0; i < 3; i++) {
+        job = outside_job(copy_job, i, client);
+        TR_ASSERT_OK(tr_blocking_run(g_rt, &job));
+    }
+    IT_WAIT_UNTIL(it_stats(g_rt).jobs_run == 3);
+    IT_WAIT_UNTIL(it_stats(g_rt).overcommits == 3);
+    assert_int_equal(IT_LOAD(g_results), 0); /* still muted */
+    TR_ASSERT_OK(tr_stop(g_rt, jam));
+    IT_WAIT_UNTIL(IT_LOAD(g_results) == 3 && IT_LOAD(g_pings) == 2);
+    assert_int_equal(IT_LOAD(g_result_ok), 3);
+    s = it_stats(g_rt);
+    assert_int_equal(s.jobs_canceled, 0);
 }
 
 /* One worker, every pool thread blocked: the worker still runs actors. */
@@ -517,6 +552,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         T(test_results_as_messages),
         T(test_results_to_nobody_and_to_dead),
+        T(test_results_past_capacity),
         T(test_pool_threads_are_not_workers),
         T(test_saturation_actor),
         T(test_saturation_outside),
