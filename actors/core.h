@@ -303,7 +303,8 @@ tr__actor *tr__current_actor(tr_runtime *rt);
 /* ---- watchdog.c -------------------------------------------------------- */
 
 /* Publishes the handler call a worker starts (dispatch), for the watchdog
- * to sample: three stores (plain moves on x86), no clock read. Worker
+ * to sample: three stores here and one in tr__watch_end (plain moves on
+ * x86), no clock read. Worker
  * only.
  *
  * Release stores, read as a seqlock without fences (which TSan does not

@@ -61,14 +61,14 @@ typedef struct tr_thread_msg {
  * From its own thread, sends, timers and stops name it as the sender
  * (tr_send(rt, ...) knows the thread); a send that finds a full
  * backpressure mailbox blocks the thread up to the send timeout, as for
- * any thread. tr_ask_wait() works from it (the request's sender is then
- * the ask's reply actor). tr_stats counts it as an actor and each message
- * it receives as handled.
- * On TR_OK the caller owns *out and must release it with tr_thread_join().
- * Errors (nothing is spawned, *ref and *out unchanged): TR_EINVAL (NULL rt,
- * fn, ref or out, a malformed mailbox as for tr_spawn()), TR_ENOMEM,
- * TR_ELIMIT, TR_ESHUTDOWN, TR_EFAILED (the thread could not be started).
- * Thread-safe: yes. */
+ * any thread (while it blocks it receives nothing, so an actor muted on a
+ * send to it waits as long). tr_ask_wait() works from it (the request's sender
+ * is then the ask's reply actor). tr_stats counts it as an actor and each
+ * message it receives as handled. On TR_OK the caller owns *out and must
+ * release it with tr_thread_join(). Errors (nothing is spawned, *ref and *out
+ * unchanged): TR_EINVAL (NULL rt, fn, ref or out, a malformed mailbox as for
+ * tr_spawn()), TR_ENOMEM, TR_ELIMIT, TR_ESHUTDOWN, TR_EFAILED (the thread could
+ * not be started). Thread-safe: yes. */
 TR_EXTERN TR_NODISCARD tr_status tr_thread_spawn(tr_runtime *rt,
                                                  const char *name,
                                                  const tr_mailbox_opts *mailbox,
