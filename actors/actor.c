@@ -152,9 +152,9 @@ wake_shared(tr_runtime *rt, tr__actor *a)
     tr__wake_chain(rt, &chain, TR__WAKE_ALL);
 }
 
-static tr_status
-spawn(tr_runtime *rt, tr__actor *parent, const tr_behavior *b,
-      const tr_spawn_opts *o, tr_ref *out)
+tr_status
+tr__spawn(tr_runtime *rt, tr__actor *parent, const tr_behavior *b,
+          const tr_spawn_opts *o, uint8_t lflags, void *given, tr_ref *out)
 {
     static const tr_spawn_opts none = {0};
     const tr_handler *init;
@@ -198,7 +198,8 @@ spawn(tr_runtime *rt, tr__actor *parent, const tr_behavior *b,
     if (state >= (parent ? TR__RT_STOPPING : TR__RT_DRAINING)) {
         return TR_ESHUTDOWN;
     }
-    self_state = tr__calloc(1, b->state_size ? b->state_size : 1);
+    self_state =
+        given ? given : tr__calloc(1, b->state_size ? b->state_size : 1);
     if (self_state == NULL) {
         return TR_ENOMEM;
     }
@@ -221,7 +222,7 @@ spawn(tr_runtime *rt, tr__actor *parent, const tr_behavior *b,
     a->state = self_state;
     /* release: see tr__actor.policy. */
     atomic_store_explicit(&a->policy, (uint8_t)policy, memory_order_release);
-    a->lflags = 0;
+    a->lflags = lflags;
     a->ext = NULL;
     a->wpriv = NULL;
     atomic_store_explicit(&a->wflags, 0, memory_order_relaxed);
@@ -258,7 +259,9 @@ spawn(tr_runtime *rt, tr__actor *parent, const tr_behavior *b,
 fail_slot:
     tr__msg_free(rt, m);
 fail_msg:
-    tr__free(self_state);
+    if (self_state != given) {
+        tr__free(self_state);
+    }
     return st;
 }
 
@@ -269,7 +272,7 @@ tr_spawn_cx(tr_cx *cx, const tr_behavior *b, const tr_spawn_opts *opts,
     if (cx == NULL) {
         return TR_EINVAL;
     }
-    return spawn(cx->rt, cx->self, b, opts, out);
+    return tr__spawn(cx->rt, cx->self, b, opts, 0, NULL, out);
 }
 
 tr_status
@@ -287,7 +290,7 @@ tr_spawn_rt(tr_runtime *rt, const tr_behavior *b, const tr_spawn_opts *opts,
         *tr__worker_user(w) != NULL) {
         return tr_spawn_cx(*tr__worker_user(w), b, opts, out);
     }
-    return spawn(rt, NULL, b, opts, out);
+    return tr__spawn(rt, NULL, b, opts, 0, NULL, out);
 }
 
 /* ---- System messages --------------------------------------------------- */
@@ -422,12 +425,24 @@ handle_sys(tr_cx *cx, tr__msg *m)
     tr__msg_free(cx->rt, m);
 }
 
+void
+tr__turn_sys(tr_cx *cx, uint64_t *consumed)
+{
+    tr__mnode *s = tr__mbox_take_sys(&cx->self->mb);
+
+    while (s != NULL) {
+        tr__mnode *next = atomic_load_explicit(&s->next, memory_order_relaxed);
+
+        *consumed += TR__MB_SYS_ONE;
+        handle_sys(cx, (tr__msg *)s);
+        s = next;
+    }
+}
+
 /* ---- Dispatch ---------------------------------------------------------- */
 
-/* A handler finished with m (returning st): the reply obligation, failure,
- * and m's release. */
-static void
-finish(tr_cx *cx, tr__msg *m, tr_status st)
+void
+tr__finish(tr_cx *cx, tr__msg *m, tr_status st)
 {
     tr__actor *a = cx->self;
 
@@ -470,7 +485,9 @@ call(tr_cx *cx, const tr_handler *row, tr__msg *m)
 
     cx->msg = m;
     cx->can_await = true;
+    tr__watch_begin(a, m->type); /* the watchdog's view: see watchdog.c */
     st = row->fn(cx, a->state, m->len ? m->data : NULL);
+    tr__watch_end();
     cx->can_await = false;
     cx->msg = NULL;
     cx->point = 0;
@@ -491,16 +508,12 @@ call(tr_cx *cx, const tr_handler *row, tr__msg *m)
         x->ready = false;
         tr__waits_reset(a);
     }
-    finish(cx, m, st);
+    tr__finish(cx, m, st);
 }
 
-/* Hands m to its handler; false when it was refused (dead-lettered). */
-static bool
-dispatch(tr_cx *cx, tr__msg *m)
+bool
+tr__accept(tr_cx *cx, tr__msg *m)
 {
-    tr__actor *a = cx->self;
-    const tr_handler *row;
-
     if (m->type == TR_MSG_REPLY && (m->flags & TR__MF_TRACKED) &&
         !tr__pending_take(cx, m)) {
         /* Its tr_ask() timed out (and was told so) before it came. */
@@ -514,6 +527,19 @@ dispatch(tr_cx *cx, tr__msg *m)
         TR__COUNT(cx->rt, expired, 1);
         tr__reply_error(cx->rt, m, TR_ETIMEDOUT);
         tr__msg_free(cx->rt, m);
+        return false;
+    }
+    return true;
+}
+
+/* Hands m to its handler; false when it was refused (dead-lettered). */
+static bool
+dispatch(tr_cx *cx, tr__msg *m)
+{
+    tr__actor *a = cx->self;
+    const tr_handler *row;
+
+    if (!tr__accept(cx, m)) {
         return false;
     }
     row = find_row(a->beh, m->type);
@@ -556,8 +582,8 @@ suspended(const tr__actor *a)
 
 /* Runs the terminate hook, dead-letters everything the actor still has, and
  * frees its slot. `consumed` is the turn's unreleased mailbox count. */
-static void
-end(tr_cx *cx, uint64_t consumed)
+void
+tr__actor_end(tr_cx *cx, uint64_t consumed)
 {
     tr_runtime *rt = cx->rt;
     tr__actor *a = cx->self;
@@ -630,8 +656,9 @@ end(tr_cx *cx, uint64_t consumed)
 
 /* ---- The turn ---------------------------------------------------------- */
 
-/* Ends a turn: releases its counts, gives the room it made to waiters, and
- * requeues the actor if it has more to do.
+/* Ends a turn: releases its counts and gives the room it made to waiters.
+ * Returns true when tokens remain: the actor is still the caller's and has
+ * more to do (tr__run requeues it; a thread actor's thread goes on).
  *
  * Waiters get one wake-up per freed slot (n), from wpriv first; those not
  * woken stay in wpriv, and the WAIT token keeps the owner scheduled while
@@ -640,9 +667,8 @@ end(tr_cx *cx, uint64_t consumed)
  * cases wake everyone instead: the owner goes idle (no turn would wake them
  * later), or only WAIT is left (the lane is empty: the room is there, and
  * a waiter woken earlier may never have used its slot). */
-static void
-turn_end(tr_runtime *rt, tr__worker *w, tr__actor *a, uint64_t consumed,
-         uint32_t n)
+bool
+tr__turn_release(tr_runtime *rt, tr__actor *a, uint64_t consumed, uint32_t n)
 {
     uint64_t word;
 
@@ -654,7 +680,7 @@ turn_end(tr_runtime *rt, tr__worker *w, tr__actor *a, uint64_t consumed,
     if (!(word & TR__MB_TOKENS)) {
         /* Idle, and no longer ours: WAIT was not held, so wpriv is empty. */
         wake_shared(rt, a);
-        return;
+        return false;
     }
     if ((word & TR__MB_TOKENS) == TR__MB_WAIT) {
         tr__wake_chain(rt, &a->wpriv, TR__WAKE_ALL);
@@ -663,7 +689,7 @@ turn_end(tr_runtime *rt, tr__worker *w, tr__actor *a, uint64_t consumed,
         word = tr__mbox_add(&a->mb, (uint64_t)0 - TR__MB_WAIT);
         if (!(word & TR__MB_TOKENS)) {
             wake_shared(rt, a); /* registered since: see the idle case */
-            return;
+            return false;
         }
     } else if (n > 0) {
         tr__owner_wake(rt, a, n);
@@ -677,25 +703,10 @@ turn_end(tr_runtime *rt, tr__worker *w, tr__actor *a, uint64_t consumed,
         word = tr__mbox_add(&a->mb, (uint64_t)0 - TR__MB_WAIT);
         if (!(word & TR__MB_TOKENS)) {
             wake_shared(rt, a);
-            return;
+            return false;
         }
     }
-    tr__exec_yield(w, &a->task); /* more to do: after the others */
-}
-
-/* Takes the system lane whole and handles it. */
-static void
-take_sys(tr_cx *cx, uint64_t *consumed)
-{
-    tr__mnode *s = tr__mbox_take_sys(&cx->self->mb);
-
-    while (s != NULL) {
-        tr__mnode *next = atomic_load_explicit(&s->next, memory_order_relaxed);
-
-        *consumed += TR__MB_SYS_ONE;
-        handle_sys(cx, (tr__msg *)s);
-        s = next;
-    }
+    return true;
 }
 
 /* What a turn does next, after async_step. */
@@ -756,6 +767,10 @@ tr__run(void *ctx, tr__worker *w, tr__task *item)
                        TR_DROP_OLDEST;
     bool look = true;
 
+    if (a->lflags & TR__L_THREAD) {
+        tr__thread_handoff(a); /* its own thread runs the turn */
+        return;
+    }
     cx.rt = rt;
     cx.self = a;
     cx.w = w;
@@ -779,7 +794,7 @@ tr__run(void *ctx, tr__worker *w, tr__task *item)
          * budget. */
         if (look ||
             atomic_load_explicit(&a->mb.sys, memory_order_relaxed) != NULL) {
-            take_sys(&cx, &consumed);
+            tr__turn_sys(&cx, &consumed);
             look = false;
         }
         if (a->ext != NULL && !(a->lflags & TR__L_ENDING)) {
@@ -811,10 +826,12 @@ tr__run(void *ctx, tr__worker *w, tr__task *item)
     }
     TR__COUNT(rt, handled, handled);
     if (a->lflags & TR__L_ENDING) {
-        end(&cx, consumed);
+        tr__actor_end(&cx, consumed);
         goto out;
     }
-    turn_end(rt, w, a, consumed, freed);
+    if (tr__turn_release(rt, a, consumed, freed)) {
+        tr__exec_yield(w, &a->task); /* more to do: after the others */
+    }
 out:
     *user = NULL;
 }

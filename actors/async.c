@@ -269,7 +269,7 @@ tr_await_ask(tr_cx *cx, uint32_t point, tr_ref to, uint32_t type,
     x->buf = reply;
     x->len = reply_len;
     x->kind = TR__AW_ASK; /* before the send: a held request mutes us */
-    st = tr__send_built(cx->rt, cx->self, m);
+    st = tr__send_msg(cx->rt, cx->self, m);
     if (!request_taken(st)) {
         x->kind = TR__AW_NONE;
         tr__waits_reset(cx->self);
@@ -365,7 +365,7 @@ tr_ask(tr_cx *cx, tr_ref to, uint32_t type, const void *data, size_t len,
     if (m == NULL) {
         return TR_ENOMEM;
     }
-    st = tr__send_built(cx->rt, cx->self, m);
+    st = tr__send_msg(cx->rt, cx->self, m);
     if (!request_taken(st)) {
         return st;
     }
@@ -439,7 +439,7 @@ expire_pending(tr_cx *cx, tr__pending *p)
     r->to = tr__ref_of(cx->rt, cx->self);
     r->flags = TR__MF_TRACKED | TR__MF_SYNTH;
     p->expired = true;
-    tr__push_forced(cx->rt, cx->self, r);
+    (void)tr__push_forced(cx->rt, cx->self, r);
 }
 
 void

@@ -155,6 +155,9 @@ typedef struct tr__ext {
 #define TR__L_WAIT_HELD 8u /* ... and its WAIT token (wpriv is not empty) */
 /* ... it watched a descriptor: end() removes its watches (actors/io.c). */
 #define TR__L_WATCHING 16u
+/* ... a thread actor: its own thread runs its turns (set at spawn, never
+ * changed; thread.c). */
+#define TR__L_THREAD 32u
 
 /* life (any thread reads; the spawner and the owner write). */
 #define TR__LIFE_FREE  0u
@@ -211,6 +214,16 @@ typedef struct tr__local {
     _Atomic uint64_t late_replies;
     _Atomic uint64_t unanswered;
     _Atomic uint64_t spawned;
+    _Atomic uint64_t jobs_run;      /* blocking.c */
+    _Atomic uint64_t jobs_canceled; /* blocking.c */
+    _Atomic uint64_t slow_handlers; /* watchdog.c */
+    /* The handler this worker runs, for the watchdog: the owner stores
+     * (tr__watch_begin/end), the watchdog loads. wd_word is the message
+     * type << 32 | (calls mod 2^31) << 1 | running; wd_actor and wd_beh
+     * name the actor while it runs. */
+    _Atomic uint64_t wd_word;
+    _Atomic(tr__actor *) wd_actor;
+    _Atomic(const tr_behavior *) wd_beh;
     uint64_t corr_seq; /* owner only: correlation ids (see new_corr) */
     tr__msg *cache;    /* owner only: free blocks */
     uint32_t ncache;
@@ -278,6 +291,11 @@ struct tr_runtime {
 
     pthread_mutex_t life_lock; /* serializes shutdown */
     pthread_cond_t life_cond;  /* signalled as actors end */
+
+    /* The blocking pool, created on first use under life_lock (release
+     * store; submitters acquire). NULL until then. */
+    _Atomic(struct tr__pool *) pool;
+    struct tr__watchdog *watchdog; /* NULL when off; lifecycle calls only */
 };
 
 /* The context of one turn. */
@@ -355,6 +373,69 @@ void tr__reply_error(tr_runtime *rt, const tr__msg *m, tr_status st);
  * handler that calls an _rt form acts as itself. */
 tr__actor *tr__current_actor(tr_runtime *rt);
 
+/* ---- watchdog.c -------------------------------------------------------- */
+
+/* Publishes the handler call a worker starts (dispatch), for the watchdog
+ * to sample: three stores here and one in tr__watch_end (plain moves on
+ * x86), no clock read. Worker
+ * only.
+ *
+ * Release stores, read as a seqlock without fences (which TSan does not
+ * model): the word's release publishes wd_actor and wd_beh to the
+ * watchdog's acquire of it; and a watchdog whose acquire load of wd_actor
+ * or wd_beh reads a later call's value synchronizes with this store, so
+ * its re-read of the word sees that the call changed (see report() in
+ * watchdog.c). */
+static inline void
+tr__watch_begin(tr__actor *a, uint32_t type)
+{
+    tr__local *l = tr__tls_local;
+    /* relaxed: the worker reads back its own store. */
+    uint64_t calls =
+        atomic_load_explicit(&l->wd_word, memory_order_relaxed) + 2u;
+
+    atomic_store_explicit(&l->wd_actor, a, memory_order_release);
+    atomic_store_explicit(&l->wd_beh, a->beh, memory_order_release);
+    atomic_store_explicit(
+        &l->wd_word, (uint64_t)type << 32 | (calls & UINT64_C(0xfffffffe)) | 1u,
+        memory_order_release);
+}
+
+/* The call published by tr__watch_begin returned. Worker only. */
+static inline void
+tr__watch_end(void)
+{
+    tr__local *l = tr__tls_local;
+
+    /* release: ordered before the next call's stores (see above). */
+    atomic_store_explicit(
+        &l->wd_word,
+        atomic_load_explicit(&l->wd_word, memory_order_relaxed) & ~UINT64_C(1),
+        memory_order_release);
+}
+
+/* Starts the watchdog thread unless tr_config.watchdog_ms turns it off;
+ * stops and frees it (idempotent; accepts a runtime without one). Lifecycle
+ * calls only. */
+tr_status tr__watchdog_start(tr_runtime *rt);
+void tr__watchdog_stop(tr_runtime *rt);
+
+/* ---- thread.c and blocking.c ------------------------------------------- */
+
+/* tr__run's trampoline for a TR__L_THREAD actor: hands the turn (and with
+ * it the mailbox's tokens, see mailbox.h) to the thread that owns the
+ * actor, which consumes the mailbox as a turn would. Worker. */
+void tr__thread_handoff(tr__actor *a);
+
+/* The thread actor the calling thread is (its own OS thread), if it is one
+ * of rt's and has not ended; else NULL. Any thread. */
+tr__actor *tr__thread_self(tr_runtime *rt);
+
+/* Joins the blocking pool's threads once its actor has ended (shutdown),
+ * and frees the pool (destroy). Lifecycle calls only. */
+void tr__pool_join(tr_runtime *rt);
+void tr__pool_free(tr_runtime *rt);
+
 /* ---- message (actor.c) ------------------------------------------------- */
 
 /* A request: a message whose sender waits for an answer (tr_reply,
@@ -373,7 +454,37 @@ void tr__msg_cache_drain(tr__local *l);
 
 /* ---- actor.c ----------------------------------------------------------- */
 
+/* A user message is about to be handled: false when it is dropped instead
+ * (a reply to a tr_ask() that already timed out: late; a request past its
+ * deadline: expired, its asker answered TR_ETIMEDOUT). Owner. */
+bool tr__accept(tr_cx *cx, tr__msg *m);
+/* A handler (or a thread actor) finished with m, returning st: answers a
+ * request left unanswered (TR_ENOREPLY, or TR_EDEAD when failing or
+ * ending), fails the actor on st < 0, frees m. Owner. */
+void tr__finish(tr_cx *cx, tr__msg *m, tr_status st);
+
 void tr__run(void *ctx, tr__worker *w, tr__task *item);
+
+/* Spawns as tr_spawn does, with the actor's lflags set to `lflags` from the
+ * start and `given` (NULL: a zeroed block of the behavior's size) as its
+ * state, which its end frees with tr__free. On failure `given` is
+ * still the caller's. `parent`: the spawning actor or NULL (outside). */
+tr_status tr__spawn(tr_runtime *rt, tr__actor *parent, const tr_behavior *b,
+                    const tr_spawn_opts *o, uint8_t lflags, void *given,
+                    tr_ref *out);
+
+/* The pieces of a turn, for a thread actor's own thread (thread.c) as for
+ * tr__run. Owner only.
+ * tr__turn_sys: takes and handles the system lane (init, stop), adding
+ * what it took to *consumed.
+ * tr__turn_release: releases `consumed` and gives `n` freed user slots to
+ * waiters; true when tokens remain (the caller still owns the mailbox).
+ * tr__actor_end: ends an actor whose TR__L_ENDING is set, `consumed` being
+ * the turn's unreleased count. */
+void tr__turn_sys(tr_cx *cx, uint64_t *consumed);
+bool tr__turn_release(tr_runtime *rt, tr__actor *a, uint64_t consumed,
+                      uint32_t n);
+void tr__actor_end(tr_cx *cx, uint64_t consumed);
 
 static inline tr__actor *
 tr__actor_of_task(tr__task *t)
@@ -423,14 +534,17 @@ void tr__io_free(tr_runtime *rt);
 /* Checks a user send's type and payload. */
 tr_status tr__check_send(tr_runtime *rt, uint32_t type, const void *data,
                          size_t len);
-/* Sends built message m from actor self (NULL: an outside thread): held,
- * blocking or refused as the receiver's policy says. Frees m on the
- * statuses where nothing was taken (TR_EFULL, TR_ETIMEDOUT, TR_ESHUTDOWN,
- * TR_ENOMEM), leaving a moved payload to the caller. */
-tr_status tr__send_built(tr_runtime *rt, tr__actor *self, tr__msg *m);
-/* Owner of a turn: puts m in actor a's user lane past its capacity (a
- * made-up reply to itself, bounded by its asks). */
-void tr__push_forced(tr_runtime *rt, tr__actor *a, tr__msg *m);
+/* Sends built message m from actor self (NULL: an outside thread; a thread
+ * actor blocks like one): held, blocking or refused as the receiver's
+ * policy says; outside threads get TR_ESHUTDOWN once shutdown began. Frees
+ * m on the statuses where nothing was taken (TR_EFULL, TR_ETIMEDOUT,
+ * TR_ESHUTDOWN, TR_ENOMEM) without calling its free_fn (a moved payload
+ * stays the caller's). */
+tr_status tr__send_msg(tr_runtime *rt, tr__actor *self, tr__msg *m);
+/* Puts m in actor a's user lane past its capacity, uncounted (a made-up
+ * reply to itself, bounded by its asks); a NULL or ended `a`
+ * dead-letters it (TR_EDEAD). */
+tr_status tr__push_forced(tr_runtime *rt, tr__actor *a, tr__msg *m);
 /* Answers request `req` with status st and payload (an error's payload is
  * its text), from actor self (NULL: the runtime, which never holds). */
 tr_status tr__answer(tr_runtime *rt, tr__actor *self, const tr__msg *req,
@@ -455,6 +569,8 @@ typedef enum tr__mode {
     TR__FROM_THREAD, /* block the calling thread */
     TR__TRY,         /* never wait: full means dead-letter with TR_EFULL */
     TR__FLUSH,       /* outbox flush: full means stay held */
+    TR__OVERCOMMIT,  /* a result the receiver asked for (blocking pool):
+                        full means admit past capacity, counted */
 } tr__mode;
 
 /* Delivers `m` (to m->to) from actor `self` (NULL outside). Takes `m` on

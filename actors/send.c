@@ -83,17 +83,19 @@ push_admitted(tr_runtime *rt, tr__actor *a, tr__msg *m, tr__admit r)
     TR__COUNT(rt, sent, 1);
 }
 
-void
+tr_status
 tr__push_forced(tr_runtime *rt, tr__actor *a, tr__msg *m)
 {
     uint64_t w;
-    tr__admit r = tr__mbox_admit(&a->mb, m->to.gen_, true, &w);
+    tr__admit r =
+        a ? tr__mbox_admit(&a->mb, m->to.gen_, true, &w) : TR__ADMIT_DEAD;
 
     if (r == TR__ADMIT_OK || r == TR__ADMIT_SCHEDULE) {
         push_admitted(rt, a, m, r);
-    } else {
-        tr__dead_letter(rt, m, TR_EDEAD);
+        return TR_OK;
     }
+    tr__dead_letter(rt, m, TR_EDEAD);
+    return TR_EDEAD;
 }
 
 /* Holds m in self's outbox, behind what is held already; false (nothing
@@ -227,6 +229,19 @@ hold(tr_runtime *rt, tr__actor *self, tr__msg *m)
     return TR_PENDING;
 }
 
+/* Admits m past its receiver's capacity (counted in overcommits); a dead
+ * receiver (t NULL or ended) dead-letters it. */
+static tr_status
+overcommit(tr_runtime *rt, tr__actor *t, tr__msg *m)
+{
+    tr_status st = tr__push_forced(rt, t, m);
+
+    if (st == TR_OK) {
+        TR__COUNT(rt, overcommits, 1);
+    }
+    return st;
+}
+
 tr_status
 tr__deliver(tr_runtime *rt, tr__actor *self, tr__msg *m, tr__mode mode)
 {
@@ -269,7 +284,7 @@ tr__deliver(tr_runtime *rt, tr__actor *self, tr__msg *m, tr__mode mode)
     }
     switch (policy) {
     case TR_REJECT:
-        if (mode == TR__TRY || mode == TR__FLUSH) {
+        if (mode == TR__TRY || mode == TR__FLUSH || mode == TR__OVERCOMMIT) {
             break; /* nobody to hand TR_EFULL to: dead-letter below */
         }
         TR__COUNT(rt, rejected, 1);
@@ -313,6 +328,8 @@ tr__deliver(tr_runtime *rt, tr__actor *self, tr__msg *m, tr__mode mode)
             return deliver_blocking(rt, a, m);
         case TR__FLUSH:
             return TR_EFULL; /* stays held */
+        case TR__OVERCOMMIT:
+            return overcommit(rt, a, m);
         case TR__TRY:
             break;
         }
@@ -416,19 +433,9 @@ force_first(tr_runtime *rt, tr__actor *a)
     tr__msg *m = tr__held(a);
     tr__msg *next =
         (tr__msg *)atomic_load_explicit(&m->node.next, memory_order_relaxed);
-    tr__actor *t = tr__lookup(rt, m->to);
-    uint64_t w;
-    tr__admit r =
-        t ? tr__mbox_admit(&t->mb, m->to.gen_, true, &w) : TR__ADMIT_DEAD;
 
-    if (r == TR__ADMIT_OK || r == TR__ADMIT_SCHEDULE) {
-        push_admitted(rt, t, m, r);
-        TR__COUNT(rt, overcommits, 1);
-        outbox_advance(a, m, next, TR_OK);
-    } else {
-        tr__dead_letter(rt, m, TR_EDEAD);
-        outbox_advance(a, m, next, TR_EDEAD);
-    }
+    /* m is only compared once it went: it may be freed by then. */
+    outbox_advance(a, m, next, overcommit(rt, tr__lookup(rt, m->to), m));
 }
 
 /* Owner: releases the turn's counts keeping the MUTE token (the tokens
@@ -634,11 +641,12 @@ tr__current_actor(tr_runtime *rt)
 {
     tr_cx *cx = current_cx(rt);
 
-    return cx ? cx->self : NULL;
+    /* A handler first: the thread-actor check costs workers nothing. */
+    return cx ? cx->self : tr__thread_self(rt);
 }
 
 tr_status
-tr__send_built(tr_runtime *rt, tr__actor *self, tr__msg *m)
+tr__send_msg(tr_runtime *rt, tr__actor *self, tr__msg *m)
 {
     tr_status st;
 
@@ -647,7 +655,11 @@ tr__send_built(tr_runtime *rt, tr__actor *self, tr__msg *m)
             TR__RT_RUNNING) {
         st = TR_ESHUTDOWN;
     } else {
-        st = tr__deliver(rt, self, m, self ? TR__FROM_ACTOR : TR__FROM_THREAD);
+        /* A thread actor is a thread: it blocks rather than mutes. */
+        st = tr__deliver(rt, self, m,
+                         self && !(self->lflags & TR__L_THREAD)
+                             ? TR__FROM_ACTOR
+                             : TR__FROM_THREAD);
     }
     if (st == TR_EFULL || st == TR_ETIMEDOUT || st == TR_ESHUTDOWN ||
         st == TR_ENOMEM) {
@@ -677,7 +689,7 @@ send_copy(tr_runtime *rt, tr__actor *self, tr_ref to, uint32_t type,
     if (len > 0) {
         memcpy(m->data, data, len);
     }
-    return tr__send_built(rt, self, m);
+    return tr__send_msg(rt, self, m);
 }
 
 tr_status
@@ -693,13 +705,10 @@ tr_status
 tr_send_rt(tr_runtime *rt, tr_ref to, uint32_t type, const void *data,
            size_t len)
 {
-    tr_cx *cx;
-
     if (rt == NULL) {
         return TR_EINVAL;
     }
-    cx = current_cx(rt);
-    return send_copy(rt, cx ? cx->self : NULL, to, type, data, len);
+    return send_copy(rt, tr__current_actor(rt), to, type, data, len);
 }
 
 static tr_status
@@ -726,7 +735,7 @@ send_move(tr_runtime *rt, tr__actor *self, tr_ref to, uint32_t type,
     m->data = *bufp;
     m->len = len;
     m->free_fn = free_fn;
-    st = tr__send_built(rt, self, m);
+    st = tr__send_msg(rt, self, m);
     if (st == TR_OK || st == TR_PENDING || st == TR_DROPPED || st == TR_EDEAD) {
         *bufp = NULL;
     }
@@ -747,13 +756,10 @@ tr_status
 tr_send_move_rt(tr_runtime *rt, tr_ref to, uint32_t type, void **bufp,
                 size_t len, tr_free_fn free_fn)
 {
-    tr_cx *cx;
-
     if (rt == NULL) {
         return TR_EINVAL;
     }
-    cx = current_cx(rt);
-    return send_move(rt, cx ? cx->self : NULL, to, type, bufp, len, free_fn);
+    return send_move(rt, tr__current_actor(rt), to, type, bufp, len, free_fn);
 }
 
 tr_status
@@ -784,8 +790,7 @@ tr__answer(tr_runtime *rt, tr__actor *self, const tr__msg *req, tr_status st,
         }
         return st;
     }
-    return self ? tr__send_built(rt, self, r)
-                : tr__deliver(rt, NULL, r, TR__TRY);
+    return self ? tr__send_msg(rt, self, r) : tr__deliver(rt, NULL, r, TR__TRY);
 }
 
 /* Checks that the handler may answer the message it handles, once. */
@@ -868,7 +873,7 @@ tr_forward(tr_cx *cx, tr_ref to)
     if (m->flags & TR__MF_AWAITED) {
         tr__edge_move(cx->rt, req, to); /* the asker now waits on `to` */
     }
-    st = tr__send_built(cx->rt, cx->self, m);
+    st = tr__send_msg(cx->rt, cx->self, m);
     /* Taken (even if then dead-lettered, which answers the asker): the
      * obligation moved on with it. */
     cx->replied =
@@ -1050,7 +1055,7 @@ tr_ask_wait(tr_runtime *rt, tr_ref to, uint32_t type, const void *data,
     if (len > 0) {
         memcpy(m->data, data, len);
     }
-    st = tr__send_built(rt, NULL, m);
+    st = tr__send_msg(rt, NULL, m);
     if (st < 0) {
         goto out_stop;
     }

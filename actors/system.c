@@ -16,6 +16,10 @@
 #define DEFAULT_OUTBOX      1024u
 #define DEFAULT_DRAIN_MS    5000u
 #define MAX_WORKERS         256u
+#define DEFAULT_BLOCKING    4u
+#define MAX_BLOCKING        1024u
+#define DEFAULT_BLOCKING_Q  1024u
+#define DEFAULT_WATCHDOG_MS 100u
 
 /* ---- Refs and the table ------------------------------------------------ */
 
@@ -288,6 +292,9 @@ tr_runtime_stats(tr_runtime *rt, tr_stats *out)
     out->expired = SUM(expired);
     out->late_replies = SUM(late_replies);
     out->unanswered = SUM(unanswered);
+    out->jobs_run = SUM(jobs_run);
+    out->jobs_canceled = SUM(jobs_canceled);
+    out->slow_handlers = SUM(slow_handlers);
 #undef SUM
     out->alive = atomic_load_explicit(&rt->alive, memory_order_relaxed);
     out->timers_fired = tr__timers_fired(rt->timers);
@@ -441,6 +448,15 @@ config_resolve(tr_config *c, const tr_config *in)
         c->send_timeout_ms ? c->send_timeout_ms : DEFAULT_SEND_MS;
     c->outbox_limit = c->outbox_limit ? c->outbox_limit : DEFAULT_OUTBOX;
     c->drain_ms = c->drain_ms ? c->drain_ms : DEFAULT_DRAIN_MS;
+    c->blocking_threads =
+        c->blocking_threads ? c->blocking_threads : DEFAULT_BLOCKING;
+    c->blocking_queue =
+        c->blocking_queue ? c->blocking_queue : DEFAULT_BLOCKING_Q;
+    if (c->blocking_threads > MAX_BLOCKING ||
+        c->blocking_queue > TR_MAILBOX_MAX_CAPACITY) {
+        return TR_EINVAL;
+    }
+    c->watchdog_ms = c->watchdog_ms ? c->watchdog_ms : DEFAULT_WATCHDOG_MS;
     return TR_OK;
 }
 
@@ -511,9 +527,15 @@ tr_runtime_new(tr_runtime **out, const tr_config *cfg)
     if (st != TR_OK) {
         goto fail_start;
     }
+    st = tr__watchdog_start(rt);
+    if (st != TR_OK) {
+        goto fail_watchdog;
+    }
     *out = rt;
     return TR_OK;
 
+fail_watchdog:
+    tr__exec_stop(rt->exec);
 fail_start:
     tr__timers_free(rt->timers);
 fail_timers:
@@ -611,6 +633,8 @@ tr_runtime_shutdown(tr_runtime *rt, uint32_t drain_ms)
     }
     wait_none_alive(rt);
     tr__io_stop(rt);
+    tr__pool_join(rt);
+    tr__watchdog_stop(rt);
     tr__exec_stop(rt->exec);
     pthread_mutex_lock(&rt->life_lock);
     atomic_store_explicit(&rt->state, TR__RT_STOPPED, memory_order_release);
@@ -634,6 +658,7 @@ tr_runtime_destroy(tr_runtime **rtp)
     tr__timers_free(rt->timers);
     tr__io_free(rt);
     tr__exec_free(rt->exec);
+    tr__pool_free(rt);
     /* Every actor has ended; only waiter records that arrived after an
      * actor's last look can remain. Wake (free) them all first: a record's
      * lookup reads other chunks, so no chunk is freed until this is done. */

@@ -57,6 +57,10 @@ struct tr__exec {
     uint32_t nidle_list;
     alignas(TR_CACHE_LINE) _Atomic uint32_t nidle;
     _Atomic uint32_t stopping; /* set once by tr__exec_stop */
+    /* Threads in tr__exec_wait_busy (RMW), and the futex word they sleep
+     * on: a generation that unparking workers and tr__exec_kick bump. */
+    _Atomic uint32_t sleepers;
+    _Atomic uint32_t busy_gen;
 };
 
 static _Thread_local tr__worker *tls_worker;
@@ -230,6 +234,19 @@ global_pop(tr__exec *ex)
 
 /* ---- Parking ----------------------------------------------------------- */
 
+/* A worker is leaving the parked set: wakes threads waiting in
+ * tr__exec_wait_busy. seq_cst load: the waker's half of the Dekker pair
+ * with the sleeper (it RMWs `sleepers`, then loads `nidle`); the caller's
+ * seq_cst RMW of nidle comes before this load. Costs a load on the wake
+ * path only (a worker is being woken there anyway). */
+static void
+busy_signal(tr__exec *ex)
+{
+    if (atomic_load_explicit(&ex->sleepers, memory_order_seq_cst) != 0) {
+        tr__exec_kick(ex);
+    }
+}
+
 /* Wakes one parked worker if there is one. Called after making work
  * visible. The RMW on nidle pairs with park()'s: both are seq_cst RMWs of
  * one variable, so one comes first in its modification order. If the
@@ -259,6 +276,7 @@ wake_one(tr__exec *ex)
     pthread_mutex_unlock(&ex->idle_lock);
     if (w != NULL) {
         tr__futex_wake(&w->parked, 1);
+        busy_signal(ex);
     }
 }
 
@@ -314,6 +332,7 @@ park(tr__worker *w)
             atomic_store_explicit(&w->parked, 0, memory_order_relaxed);
         }
         pthread_mutex_unlock(&ex->idle_lock);
+        busy_signal(ex);
     }
     atomic_store_explicit(
         &w->parks, atomic_load_explicit(&w->parks, memory_order_relaxed) + 1,
@@ -497,6 +516,34 @@ tr__exec_idle(tr__exec *ex)
         return false;
     }
     return !work_visible(ex);
+}
+
+void
+tr__exec_wait_busy(tr__exec *ex, _Atomic uint32_t *cancel)
+{
+    /* acquire: pairs with tr__exec_kick's release RMW, so a kick that
+     * came before this load shows its `cancel` store below. */
+    uint32_t gen = atomic_load_explicit(&ex->busy_gen, memory_order_acquire);
+
+    /* seq_cst RMW: the sleeper's half of the Dekker pair in busy_signal:
+     * either the idle check below sees the worker leave, or its waker
+     * sees us here and bumps the generation we sleep on. */
+    atomic_fetch_add_explicit(&ex->sleepers, 1, memory_order_seq_cst);
+    if (tr__exec_idle(ex) &&
+        !atomic_load_explicit(cancel, memory_order_acquire)) {
+        tr__futex_wait(&ex->busy_gen, gen, 0);
+    }
+    /* relaxed: a count; at worst one more wake-up syscall. */
+    atomic_fetch_sub_explicit(&ex->sleepers, 1, memory_order_relaxed);
+}
+
+void
+tr__exec_kick(tr__exec *ex)
+{
+    /* release: publishes the kicker's earlier stores (a cancel flag) to a
+     * sleeper that acquires the new generation. */
+    atomic_fetch_add_explicit(&ex->busy_gen, 1, memory_order_release);
+    tr__futex_wake(&ex->busy_gen, INT32_MAX);
 }
 
 void

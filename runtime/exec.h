@@ -63,6 +63,15 @@ void tr__exec_yield(tr__worker *w, tr__task *item);
  * snapshot. */
 bool tr__exec_idle(tr__exec *ex);
 
+/* For a sampler of the workers (the watchdog): returns once some worker is
+ * not parked, or at once if one is not; also when `*cancel` is set and then
+ * tr__exec_kick() called. Spurious returns happen: callers loop. Any thread
+ * but a worker. */
+void tr__exec_wait_busy(tr__exec *ex, _Atomic uint32_t *cancel);
+
+/* Wakes every thread in tr__exec_wait_busy. Any thread. */
+void tr__exec_kick(tr__exec *ex);
+
 /* Tells the workers to exit once they run out of work, wakes them and
  * joins them. Workers look for work before they look at the stop flag, so
  * items queued when this is called still run; the caller makes sure no

@@ -56,6 +56,9 @@ typedef void (*tr_free_fn)(void *buf);
 #define TR_MSG_INIT      (TR_MSG_RESERVED + 2u)
 #define TR_MSG_TERMINATE (TR_MSG_RESERVED + 3u)
 #define TR_MSG_UNHANDLED (TR_MSG_RESERVED + 4u)
+/* A job queued for the blocking pool (thread.h). Seen only in dead letters:
+ * a job the pool could not take, or one canceled by shutdown. */
+#define TR_MSG_JOB (TR_MSG_RESERVED + 5u)
 
 /* Why an actor ended. */
 typedef enum tr_exit_kind {

@@ -69,36 +69,53 @@ typedef struct tr_config {
     /* Log lines; NULL: one line each on stderr ("troupe: warn: ..."). */
     tr_log_fn log_fn;
     void *log_arg;
+    /* Threads of the blocking pool (tr_blocking_run), started on its first
+     * use. Default 4; at most 1024. */
+    uint32_t blocking_threads;
+    /* Jobs the blocking pool queues before submitters see backpressure.
+     * Default 1024; at most TR_MAILBOX_MAX_CAPACITY. */
+    uint32_t blocking_queue;
+    /* A handler that runs longer than this on a worker is reported (a
+     * TR_LOG_WARN line and tr_stats.slow_handlers), once per call: it
+     * blocks its worker. Default 100 ms; TR_WATCHDOG_OFF turns it off. */
+    uint32_t watchdog_ms;
 } tr_config;
+
+/* tr_config.watchdog_ms: no watchdog (and no watchdog thread). */
+#define TR_WATCHDOG_OFF UINT32_MAX
 
 /* Counters of a runtime. Every field counts since tr_runtime_new(). */
 typedef struct tr_stats {
-    uint64_t spawned;      /* actors spawned */
-    uint64_t alive;        /* actors alive now */
-    uint64_t sent;         /* user messages accepted by a mailbox */
-    uint64_t handled;      /* user messages handed to a handler */
-    uint64_t dead_letters; /* messages dead-lettered, for any reason */
-    uint64_t dropped;      /* of those, dropped by an overflow policy */
-    uint64_t rejected;     /* sends refused by a reject policy: TR_EFULL
-                              returned, or a held send refused when it went */
-    uint64_t held;         /* sends held in a muted sender's outbox */
-    uint64_t overcommits;  /* held sends admitted past capacity: to break a
-                              cycle of muted actors, or because their
-                              sender ended */
-    uint64_t timers_fired; /* timer firings: each sent a message, or
-                              dead-lettered it when it could not */
-    uint64_t watches;      /* file descriptor watches alive now */
-    uint64_t expired;      /* requests whose deadline passed before their
-                              handler could run: not handled, the asker got
-                              TR_ETIMEDOUT */
-    uint64_t late_replies; /* replies that came after their ask timed out
-                              or was canceled: dropped (dead-lettered) */
-    uint64_t unanswered;   /* requests a handler finished without replying
-                              to, forwarding or declining: the runtime
-                              answered TR_ENOREPLY */
-    uint64_t steals;       /* run-queue steals between workers */
-    uint64_t parks;        /* times a worker went to sleep */
-    uint32_t workers;      /* worker threads */
+    uint64_t spawned;       /* actors spawned */
+    uint64_t alive;         /* actors alive now */
+    uint64_t sent;          /* user messages accepted by a mailbox */
+    uint64_t handled;       /* user messages handed to a handler */
+    uint64_t dead_letters;  /* messages dead-lettered, for any reason */
+    uint64_t dropped;       /* of those, dropped by an overflow policy */
+    uint64_t rejected;      /* sends refused by a reject policy: TR_EFULL
+                               returned, or a held send refused when it went */
+    uint64_t held;          /* sends held in a muted sender's outbox */
+    uint64_t overcommits;   /* held sends admitted past capacity: to break a
+                               cycle of muted actors, or because their
+                               sender ended */
+    uint64_t timers_fired;  /* timer firings: each sent a message, or
+                               dead-lettered it when it could not */
+    uint64_t watches;       /* file descriptor watches alive now */
+    uint64_t expired;       /* requests whose deadline passed before their
+                               handler could run: not handled, the asker got
+                               TR_ETIMEDOUT */
+    uint64_t late_replies;  /* replies that came after their ask timed out
+                               or was canceled: dropped (dead-lettered) */
+    uint64_t unanswered;    /* requests a handler finished without replying
+                               to, forwarding or declining: the runtime
+                               answered TR_ENOREPLY */
+    uint64_t jobs_run;      /* blocking-pool jobs run */
+    uint64_t jobs_canceled; /* jobs accepted and never run (the runtime shut
+                               down first): their cancel_fn was called */
+    uint64_t slow_handlers; /* handler calls the watchdog reported */
+    uint64_t steals;        /* run-queue steals between workers */
+    uint64_t parks;         /* times a worker went to sleep */
+    uint32_t workers;       /* worker threads */
 } tr_stats;
 
 /* Creates a runtime from `cfg` (NULL: all defaults) and starts its workers.

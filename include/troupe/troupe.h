@@ -10,5 +10,6 @@
 #include "troupe/runtime.h"
 #include "troupe/actor.h"
 #include "troupe/io.h"
+#include "troupe/thread.h"
 
 #endif

@@ -6,6 +6,7 @@
 
 #include "fail_alloc.h"
 
+#include <stdatomic.h>
 #include <string.h>
 #include <time.h>
 
@@ -255,6 +256,97 @@ allocator_cannot_change_under_a_runtime(void **state)
     TR_ASSERT_STATUS(tr_set_allocator(&bad), TR_EINVAL);
 }
 
+/* A thread actor that receives until stopped. */
+static void
+idle_thread(tr_thread *self, void *arg)
+{
+    tr_thread_msg m;
+
+    (void)arg;
+    while (tr_thread_receive(self, &m, TR_THREAD_FOREVER) != TR_EDEAD) {
+    }
+}
+
+static void
+thread_spawn_walks_every_allocation(void **state)
+{
+    tr_runtime *rt = new_runtime();
+    size_t n;
+
+    (void)state;
+    for (n = 1; n < MAX_POINTS; n++) {
+        tr_thread *t = NULL;
+        tr_ref r = TR_NOREF;
+        tr_status st;
+        tr_stats s;
+
+        fail_alloc_arm(n);
+        st = tr_thread_spawn(rt, "oom", NULL, idle_thread, NULL, &r, &t);
+        fail_alloc_disarm();
+        if (st == TR_OK) {
+            TR_ASSERT_OK(tr_stop(rt, r));
+            TR_ASSERT_OK(tr_thread_join(&t));
+            break;
+        }
+        TR_ASSERT_STATUS(st, TR_ENOMEM);
+        assert_null(t);
+        assert_true(tr_ref_is_none(r));
+        TR_ASSERT_OK(tr_runtime_stats(rt, &s));
+        assert_int_equal(s.alive, 0);
+    }
+    assert_true(n > 1 && n < MAX_POINTS);
+    tr_runtime_destroy(&rt);
+}
+
+static _Atomic int g_job_runs, g_job_cancels;
+
+static void
+count_job(void *arg, tr_blocking_result *out)
+{
+    (void)arg;
+    (void)out;
+    atomic_fetch_add_explicit(&g_job_runs, 1, memory_order_release);
+}
+
+static void
+count_cancel(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add_explicit(&g_job_cancels, 1, memory_order_relaxed);
+}
+
+/* The first job starts the pool: its every allocation fails in turn too. */
+static void
+blocking_run_walks_every_allocation(void **state)
+{
+    tr_runtime *rt = new_runtime();
+    tr_job job = {.fn = count_job, .cancel_fn = count_cancel};
+    uint64_t end;
+    size_t n;
+
+    (void)state;
+    for (n = 1; n < MAX_POINTS; n++) {
+        tr_status st;
+
+        fail_alloc_arm(n);
+        st = tr_blocking_run(rt, &job);
+        fail_alloc_disarm();
+        if (st == TR_OK) {
+            break;
+        }
+        TR_ASSERT_STATUS(st, TR_ENOMEM);
+    }
+    assert_true(n > 1 && n < MAX_POINTS);
+    end = tr_test_now_ns() + tr_test_scaled_ms(5000) * 1000000u;
+    while (atomic_load_explicit(&g_job_runs, memory_order_acquire) == 0) {
+        assert_true(tr_test_now_ns() < end);
+        tr_test_sleep_ms(1);
+    }
+    tr_runtime_destroy(&rt);
+    assert_int_equal(atomic_load(&g_job_runs), 1); /* refused ones never */
+    assert_int_equal(atomic_load(&g_job_cancels), 0);
+}
+
 int
 main(void)
 {
@@ -270,6 +362,10 @@ main(void)
         cmocka_unit_test_setup_teardown(ask_and_timers_walk_every_allocation,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(allocator_cannot_change_under_a_runtime,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(thread_spawn_walks_every_allocation,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(blocking_run_walks_every_allocation,
                                         setup, teardown),
     };
 

@@ -1,6 +1,6 @@
 /* White-box tests of runtime/exec.c: scheduling from outside and from run
- * callbacks, the next slot and its streak limit, yield, idleness, parking
- * and stopping. Stealing under load is covered by
+ * callbacks, the next slot and its streak limit, yield, idleness, parking,
+ * waiting for a busy executor and stopping. Stealing under load is covered by
  * tests/stress/test_stress_steal.c.
  *
  * The executor's contract is that an item is never scheduled while it is
@@ -540,6 +540,92 @@ test_idle_and_parks(void **state)
     }
 }
 
+/* A sampler in tr__exec_wait_busy. */
+typedef struct sampler {
+    tr__exec *ex;
+    _Atomic uint32_t cancel;
+    _Atomic uint32_t calls;   /* times it is about to call wait_busy */
+    _Atomic uint32_t returns; /* times wait_busy returned */
+    _Atomic uint32_t stop;    /* ends the loop once set */
+} sampler;
+
+/* Waits for a busy executor, over and over, like the watchdog. */
+static void *
+sampler_main(void *arg)
+{
+    sampler *sm = arg;
+
+    while (!atomic_load_explicit(&sm->stop, memory_order_acquire)) {
+        atomic_fetch_add_explicit(&sm->calls, 1, memory_order_release);
+        tr__exec_wait_busy(sm->ex, &sm->cancel);
+        atomic_fetch_add_explicit(&sm->returns, 1, memory_order_release);
+        /* A busy executor: wait until it is idle again before the next
+         * wait (as the watchdog samples until then). */
+        while (!tr__exec_idle(sm->ex) &&
+               !atomic_load_explicit(&sm->stop, memory_order_acquire)) {
+            tr_test_sleep_ms(1);
+        }
+    }
+    return NULL;
+}
+
+/* Polls until the counter exceeds `than` or ms (scaled) pass. */
+static bool
+count_above(_Atomic uint32_t *c, uint32_t than, uint64_t ms)
+{
+    uint64_t end = tr__now_ns() + tr_test_scaled_ms(ms) * 1000000u;
+
+    while (atomic_load_explicit(c, memory_order_acquire) <= than) {
+        if (tr__now_ns() > end) {
+            return false;
+        }
+        tr_test_sleep_ms(1);
+    }
+    return true;
+}
+
+/* tr__exec_wait_busy sleeps while every worker is parked, returns when one
+ * is woken for work, and tr__exec_kick with the cancel flag ends it. */
+static void
+test_wait_busy(void **state)
+{
+    fx *f = *state;
+    sampler sm = {0};
+    pthread_t th;
+    uint32_t before;
+
+    make_items(f, 3);
+    for (uint32_t i = 0; i < 3; i++) {
+        f->items[i].fn = block_fn; /* busy until the gate opens */
+    }
+    start_exec(f, 2);
+    assert_true(wait_all_asleep(f, 5000));
+    sm.ex = f->ex;
+    assert_int_equal(pthread_create(&th, NULL, sampler_main, &sm), 0);
+    /* Idle: it sleeps (spurious returns are allowed, but not a stream). */
+    tr_test_sleep_ms(50);
+    before = atomic_load_explicit(&sm.returns, memory_order_acquire);
+    tr_test_sleep_ms(50);
+    assert_int_equal(atomic_load_explicit(&sm.returns, memory_order_acquire),
+                     before);
+    for (uint32_t i = 0; i < 3; i++) {
+        /* Once it is back to waiting, work makes it return: whether the
+         * work comes before its idle check or wakes it from the sleep. */
+        assert_true(count_above(&sm.calls, before + i, 5000));
+        atomic_store_explicit(&f->gate, 0, memory_order_release);
+        tr__exec_schedule(f->ex, &f->items[i].task);
+        assert_true(count_above(&sm.returns, before + i, 5000));
+        atomic_store_explicit(&f->gate, 1, memory_order_release);
+        assert_true(wait_total(f, i + 1, 5000));
+        assert_true(wait_idle(f, 5000));
+    }
+    atomic_store_explicit(&sm.stop, 1, memory_order_release);
+    atomic_store_explicit(&sm.cancel, 1, memory_order_release);
+    tr__exec_kick(f->ex);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_int_equal(atomic_load(&f->errors), 0);
+}
+
 /* tr__exec_stop joins workers that are busy, parked, or not yet parked,
  * and after it returns no item runs. */
 static void
@@ -595,6 +681,7 @@ main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_idle_and_parks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_joins, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wait_busy, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
