@@ -225,23 +225,17 @@ request_taken(tr_status st)
 }
 
 tr_status
-tr_await_ask(tr_cx *cx, uint32_t point, tr_ref to, uint32_t type,
-             const void *data, size_t len, void *reply, size_t reply_len,
-             uint32_t timeout_ms)
+tr__await_prepare(tr_cx *cx, tr_ref to, void *reply, size_t reply_len,
+                  uint32_t timeout_ms, uint64_t *corr, uint64_t *deadline)
 {
     tr__ext *x;
-    tr__msg *m;
-    uint64_t deadline, corr;
     tr_status st = await_begin(cx, &x);
 
-    if (st == TR_OK && (reply == NULL && reply_len > 0)) {
-        st = TR_EINVAL;
-    }
-    if (st == TR_OK) {
-        st = tr__check_send(cx->rt, type, data, len);
-    }
     if (st != TR_OK) {
         return cx ? (cx->await = st) : st;
+    }
+    if (reply == NULL && reply_len > 0) {
+        return cx->await = TR_EINVAL;
     }
     /* seq_cst: our half of the cycle walk's Dekker pair (see in_cycle in
      * send.c): of two actors closing a cycle at once, one sees it. */
@@ -254,18 +248,25 @@ tr_await_ask(tr_cx *cx, uint32_t point, tr_ref to, uint32_t type,
         tr__log(cx->rt, TR_LOG_ERROR, "ask would close a cycle: %s", x->detail);
         return cx->await = TR_ECYCLE;
     }
-    deadline = ask_deadline(cx, timeout_ms);
-    corr = new_corr(cx);
-    st = arm(cx, x, deadline);
-    m = st == TR_OK ? request_new(cx, to, type, data, len, corr, deadline,
-                                  TR__MF_AWAITED)
-                    : NULL;
-    if (m == NULL) {
+    *deadline = ask_deadline(cx, timeout_ms);
+    *corr = new_corr(cx);
+    st = arm(cx, x, *deadline);
+    if (st != TR_OK) {
         tr__waits_reset(cx->self);
-        return cx->await = (st != TR_OK ? st : TR_ENOMEM);
+        return cx->await = st;
     }
-    x->target = to;
-    x->corr = corr;
+    return TR_OK;
+}
+
+tr_status
+tr__await_send_request(tr_cx *cx, uint32_t point, tr__msg *m, void *reply,
+                       size_t reply_len)
+{
+    tr__ext *x = cx->self->ext;
+    tr_status st;
+
+    x->target = m->to;
+    x->corr = m->corr;
     x->buf = reply;
     x->len = reply_len;
     x->kind = TR__AW_ASK; /* before the send: a held request mutes us */
@@ -275,7 +276,36 @@ tr_await_ask(tr_cx *cx, uint32_t point, tr_ref to, uint32_t type,
         tr__waits_reset(cx->self);
         return cx->await = st;
     }
-    return suspend(cx, x, TR__AW_ASK, point, deadline);
+    return suspend(cx, x, TR__AW_ASK, point, m->deadline);
+}
+
+tr_status
+tr_await_ask(tr_cx *cx, uint32_t point, tr_ref to, uint32_t type,
+             const void *data, size_t len, void *reply, size_t reply_len,
+             uint32_t timeout_ms)
+{
+    tr__msg *m;
+    uint64_t deadline, corr;
+    tr_status st;
+
+    if (cx == NULL) {
+        return TR_EINVAL;
+    }
+    st = tr__check_send(cx->rt, type, data, len);
+    if (st != TR_OK) {
+        return cx->await = st;
+    }
+    st = tr__await_prepare(cx, to, reply, reply_len, timeout_ms, &corr,
+                           &deadline);
+    if (st != TR_OK) {
+        return st;
+    }
+    m = request_new(cx, to, type, data, len, corr, deadline, TR__MF_AWAITED);
+    if (m == NULL) {
+        tr__waits_reset(cx->self);
+        return cx->await = TR_ENOMEM;
+    }
+    return tr__await_send_request(cx, point, m, reply, reply_len);
 }
 
 tr_status

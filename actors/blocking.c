@@ -24,6 +24,11 @@ typedef struct job_rec {
     tr_job job;
     tr_runtime *rt;
     bool ran; /* set by the pool thread that ran it, before it is freed */
+    /* An awaited job (TR_AWAIT_JOB): the request it answers, as its
+     * correlation id, asker, the pool's ref and deadline; corr 0 for a job
+     * whose result is a message. */
+    uint64_t corr, deadline;
+    tr_ref asker, pool;
 } job_rec;
 
 struct tr__pool {
@@ -42,6 +47,19 @@ struct tr__pool {
 static _Thread_local job_rec *tls_submitting;
 static _Thread_local bool tls_refused;
 
+/* Answers an awaited job's asker with `st` and the result bytes. */
+static void
+answer(const job_rec *r, tr_status st, const void *data, size_t len)
+{
+    tr__msg req = {0};
+
+    req.corr = r->corr;
+    req.from = r->asker;
+    req.to = r->pool;
+    req.flags = TR__MF_AWAITED;
+    (void)tr__answer(r->rt, NULL, &req, st, data, len);
+}
+
 /* The free function of a job message's payload: the message is gone. */
 static void
 job_release(void *buf)
@@ -52,7 +70,13 @@ job_release(void *buf)
         /* Dropped inside the submitting send (the pool had ended): the job
          * is refused, and the submitter keeps the record. */
         tls_refused = true;
+        if (r->corr != 0) {
+            answer(r, TR_ESHUTDOWN, NULL, 0); /* its await is under way */
+        }
         return;
+    }
+    if (!r->ran && r->corr != 0) {
+        answer(r, TR_ECANCELED, NULL, 0); /* accepted, never run */
     }
     if (!r->ran) {
         if (r->job.cancel_fn != NULL) {
@@ -72,7 +96,10 @@ send_result(struct tr__pool *p, const job_rec *r, tr_blocking_result *out)
     size_t len = out->data != NULL ? out->len : 0;
     tr__msg *m;
 
-    if (tr_ref_is_none(r->job.reply_to)) {
+    if (r->corr != 0 || tr_ref_is_none(r->job.reply_to)) {
+        if (r->corr != 0) {
+            answer(r, TR_OK, out->data, len); /* copied */
+        }
         if (move) {
             out->free_fn(out->data);
         }
@@ -116,6 +143,14 @@ run_job(struct tr__pool *p, tr__msg *m)
     job_rec *r = m->data;
     tr_blocking_result out = {0};
 
+    if (r->corr != 0 && tr__coarse_ns() > r->deadline) {
+        /* Its asker gave up waiting: do not run it. */
+        r->ran = true; /* not canceled either: answered */
+        TR__COUNT(p->t.rt, expired, 1);
+        answer(r, TR_ETIMEDOUT, NULL, 0);
+        tr__msg_free(p->t.rt, m);
+        return;
+    }
     r->job.fn(r->job.arg, &out);
     r->ran = true;
     TR__COUNT(p->t.rt, jobs_run, 1);
@@ -206,6 +241,30 @@ pool_get(tr_runtime *rt, tr__actor *self, struct tr__pool **out)
     return st;
 }
 
+/* A job message for pool p: a moved job record, refused or taken as a
+ * message is (see job_release). NULL without memory. */
+static tr__msg *
+job_msg_new(tr_runtime *rt, tr__actor *self, struct tr__pool *p,
+            const tr_job *job)
+{
+    job_rec *r = tr__calloc(1, sizeof *r);
+    tr__msg *m = r ? tr__msg_new(rt, 0) : NULL;
+
+    if (m == NULL) {
+        tr__free(r);
+        return NULL;
+    }
+    r->job = *job;
+    r->rt = rt;
+    m->type = TR_MSG_JOB;
+    m->from = self ? tr__ref_of(rt, self) : TR_NOREF;
+    m->to = p->t.ref;
+    m->data = r;
+    m->len = sizeof *r;
+    m->free_fn = job_release;
+    return m;
+}
+
 static tr_status
 submit(tr_runtime *rt, tr__actor *self, const tr_job *job)
 {
@@ -228,21 +287,11 @@ submit(tr_runtime *rt, tr__actor *self, const tr_job *job)
     if (st != TR_OK) {
         return st;
     }
-    r = tr__alloc(sizeof *r);
-    m = r ? tr__msg_new(rt, 0) : NULL;
+    m = job_msg_new(rt, self, p, job);
     if (m == NULL) {
-        tr__free(r);
         return TR_ENOMEM;
     }
-    r->job = *job;
-    r->rt = rt;
-    r->ran = false;
-    m->type = TR_MSG_JOB;
-    m->from = self ? tr__ref_of(rt, self) : TR_NOREF;
-    m->to = p->t.ref;
-    m->data = r;
-    m->len = sizeof *r;
-    m->free_fn = job_release;
+    r = m->data;
     tls_submitting = r;
     tls_refused = false;
     st = tr__send_msg(rt, self, m);
@@ -255,6 +304,51 @@ submit(tr_runtime *rt, tr__actor *self, const tr_job *job)
     TR_ASSERT_INTERNAL(st != TR_EDEAD || tls_refused);
     tr__free(r);
     return st == TR_EDEAD ? TR_ESHUTDOWN : st;
+}
+
+tr_status
+tr_await_job(tr_cx *cx, uint32_t point, tr_blocking_fn fn, void *arg,
+             void *result, size_t result_len, uint32_t timeout_ms)
+{
+    struct tr__pool *p;
+    uint64_t corr, deadline;
+    job_rec *r;
+    tr__msg *m;
+    tr_status st;
+
+    if (cx == NULL) {
+        return TR_EINVAL;
+    }
+    if (fn == NULL) {
+        return cx->await = TR_EINVAL;
+    }
+    st = pool_get(cx->rt, cx->self, &p);
+    if (st == TR_OK) {
+        st = tr__await_prepare(cx, p->t.ref, result, result_len, timeout_ms,
+                               &corr, &deadline);
+    }
+    if (st != TR_OK) {
+        return cx->await = st;
+    }
+    m = job_msg_new(cx->rt, cx->self, p, &(tr_job){.fn = fn, .arg = arg});
+    if (m == NULL) {
+        tr__waits_reset(cx->self);
+        return cx->await = TR_ENOMEM;
+    }
+    r = m->data;
+    r->corr = m->corr = corr;
+    r->deadline = m->deadline = deadline;
+    r->asker = m->from;
+    r->pool = m->to;
+    m->flags = TR__MF_AWAITED;
+    tls_submitting = r;
+    tls_refused = false;
+    st = tr__await_send_request(cx, point, m, result, result_len);
+    tls_submitting = NULL;
+    if (tls_refused) {
+        tr__free(r); /* the pool had ended: answered TR_ESHUTDOWN */
+    }
+    return st;
 }
 
 tr_status

@@ -502,6 +502,19 @@ tr_status tr__send_sys(tr_runtime *rt, tr_ref to, uint32_t kind,
 
 /* ---- async.c ----------------------------------------------------------- */
 
+/* An awaited request in two halves, for requests built elsewhere (an ask,
+ * a blocking job). Prepare: the checks, the waits-on edge and cycle walk,
+ * the deadline (written to *deadline) and correlation id (*corr), the
+ * timer; on failure returns the status (also in cx->await) and nothing
+ * is left behind. Then the caller builds m (to, type, payload, and the
+ * corr, deadline and TR__MF_AWAITED given) and calls send_request, which
+ * sends it and suspends (TR_PENDING), or returns the send's status. */
+tr_status tr__await_prepare(tr_cx *cx, tr_ref to, void *reply,
+                            size_t reply_len, uint32_t timeout_ms,
+                            uint64_t *corr, uint64_t *deadline);
+tr_status tr__await_send_request(tr_cx *cx, uint32_t point, tr__msg *m,
+                                 void *reply, size_t reply_len);
+
 /* Owner, from the system lane: the reply to an awaited ask (takes m; a
  * reply nobody awaits any more is a late one: counted, dead-lettered). */
 void tr__await_reply(tr_cx *cx, tr__msg *m);

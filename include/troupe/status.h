@@ -33,7 +33,7 @@
     XX(EINVAL, -EINVAL, "invalid argument")                                    \
     XX(ENOMEM, -ENOMEM, "out of memory")                                       \
     XX(ETIMEDOUT, -ETIMEDOUT, "timed out")                                     \
-    XX(ECANCELED, -ECANCELED, "canceled") /* reserved; no call returns it */   \
+    XX(ECANCELED, -ECANCELED, "canceled")                                      \
     XX(EMSGSIZE, -EMSGSIZE, "payload larger than the runtime's limit")         \
     XX(ENOENT, -ENOENT,                                                        \
        "no such timer or watch (already fired, canceled, removed or "          \

@@ -173,4 +173,26 @@ typedef struct tr_job {
 TR_EXTERN tr_status tr_blocking_run_cx(tr_cx *cx, const tr_job *job);
 TR_EXTERN tr_status tr_blocking_run_rt(tr_runtime *rt, const tr_job *job);
 
+/* From an async handler (between TR_ASYNC_BEGIN and TR_ASYNC_END): runs
+ * fn(arg, &out) on the blocking pool and awaits it, as TR_AWAIT_ASK awaits
+ * a reply. The result's bytes (out.data, out.len; out.free_fn, if set, is
+ * called once they are copied) must be exactly result_len bytes and are
+ * copied to `result`, which must live in the actor's state; `arg` must
+ * stay valid until the await ends. The deadline is as for TR_AWAIT_ASK
+ * (timeout_ms, or less when handling a request with less time left); a
+ * job still queued at its deadline is not run (counted in
+ * tr_stats.expired). Then tr_await_status(cx) is TR_OK, TR_ETIMEDOUT (the
+ * job may still run later; its result is then dropped as a late reply),
+ * TR_EBADMSG (a result of another size), TR_ECANCELED (the runtime shut
+ * down before the job ran), TR_ESHUTDOWN, or, without suspending,
+ * TR_EINVAL (fn NULL), TR_ENOMEM, TR_EFAILED (no pool thread could
+ * start). A full queue holds the job like a full mailbox holds a send: the
+ * actor is muted until there is room, within the same deadline. */
+#define TR_AWAIT_JOB(cx, fn, arg, result, result_len, timeout_ms)              \
+    TR__AWAIT(cx, tr_await_job(cx, __LINE__, fn, arg, result, result_len,      \
+                               timeout_ms))
+TR_EXTERN tr_status tr_await_job(tr_cx *cx, uint32_t point, tr_blocking_fn fn,
+                                 void *arg, void *result, size_t result_len,
+                                 uint32_t timeout_ms);
+
 #endif

@@ -9,7 +9,10 @@
  * exact accounting: every accepted job runs exactly once, a refused one never
  * runs; shutdown with jobs queued cancels each one exactly once (cancel_fn, a
  * dead letter, tr_stats.jobs_canceled) and leaks nothing; bad arguments are
- * refused. */
+ * refused. TR_AWAIT_JOB: results reach many awaiting handlers at once; an
+ * await past its deadline resumes with TR_ETIMEDOUT (the result is then a
+ * late reply); a job still queued at its deadline never runs; one queued at
+ * shutdown never runs either and its answer is dead-lettered. */
 #include "itest.h"
 
 #include <pthread.h>
@@ -20,6 +23,7 @@ enum {
     MSG_MOVED,
     MSG_SUBMIT,
     MSG_PING,
+    MSG_AWAIT,
 };
 
 #define NJOBS 64u
@@ -526,6 +530,147 @@ test_shutdown_with_jobs_queued(void **state)
     assert_int_equal(it_dl_count(TR_MSG_JOB, TR_ESHUTDOWN), 5);
 }
 
+/* ---- TR_AWAIT_JOB ------------------------------------------------------ */
+
+struct await_req {
+    uint32_t id;
+    uint32_t timeout_ms;
+    int gated;
+};
+
+struct awaiter {
+    uint32_t value;
+};
+
+static _Atomic int g_await_done;
+static _Atomic int g_await_ok;
+static _Atomic int g_await_last; /* last status + 100000 */
+
+static tr_status
+awaiter_on(tr_cx *cx, struct awaiter *self, const struct await_req *r)
+{
+    TR_ASYNC_BEGIN(cx);
+    self->value = UINT32_MAX;
+    TR_AWAIT_JOB(cx, r->gated ? gated_job : copy_job, &g_args[r->id],
+                 &self->value, sizeof self->value, r->timeout_ms);
+    IT_STORE(g_await_last, (int)tr_await_status(cx) + 100000);
+    if (tr_await_status(cx) == TR_OK && self->value == r->id * 3) {
+        IT_INC(g_await_ok);
+    }
+    IT_INC(g_await_done);
+    TR_ASYNC_END(cx, TR_OK);
+}
+
+TR_ACTOR(awaiter_actor, struct awaiter,
+         TR_ON(MSG_AWAIT, struct await_req, awaiter_on));
+
+static void
+await_reset(void)
+{
+    IT_STORE(g_await_done, 0);
+    IT_STORE(g_await_ok, 0);
+    IT_STORE(g_await_last, 0);
+}
+
+static tr_ref
+await_job(uint32_t id, uint32_t timeout_ms, int gated)
+{
+    struct await_req r = {id, timeout_ms, gated};
+    tr_ref a = it_spawn(g_rt, &awaiter_actor, 0, 0, TR_BACKPRESSURE);
+
+    TR_ASSERT_OK(tr_send(g_rt, a, MSG_AWAIT, &r, sizeof r));
+    return a;
+}
+
+static void
+test_await_job_results(void **state)
+{
+    tr_config cfg = {.blocking_threads = 3};
+
+    (void)state;
+    await_reset();
+    g_rt = it_runtime(2, &cfg);
+    for (uint32_t i = 0; i < 40; i++) {
+        (void)await_job(i, 10000, 0);
+    }
+    IT_WAIT_UNTIL(IT_LOAD(g_await_done) == 40);
+    assert_int_equal(IT_LOAD(g_await_ok), 40);
+    for (uint32_t i = 0; i < 40; i++) {
+        assert_int_equal(IT_LOAD(g_runs[i]), 1);
+    }
+    assert_int_equal(it_stats(g_rt).jobs_run, 40);
+}
+
+static void
+test_await_job_timeout(void **state)
+{
+    tr_config cfg = {.blocking_threads = 1};
+
+    (void)state;
+    await_reset();
+    g_rt = it_runtime(1, &cfg);
+    (void)await_job(1, 30, 1); /* blocks until the gate opens */
+    IT_WAIT_UNTIL(IT_LOAD(g_await_done) == 1);
+    assert_int_equal(IT_LOAD(g_await_last), TR_ETIMEDOUT + 100000);
+    IT_STORE(g_gate, 1);
+    IT_WAIT_UNTIL(it_stats(g_rt).late_replies == 1);
+    assert_int_equal(IT_LOAD(g_runs[1]), 1);
+    assert_int_equal(IT_LOAD(g_await_ok), 0);
+}
+
+static void
+test_await_job_expires_in_queue(void **state)
+{
+    tr_config cfg = {.blocking_threads = 1};
+    tr_job job = {.fn = gated_job, .arg = &g_args[0]};
+
+    (void)state;
+    await_reset();
+    g_rt = it_runtime(1, &cfg);
+    TR_ASSERT_OK(tr_blocking_run(g_rt, &job)); /* holds the one thread */
+    IT_WAIT_UNTIL(IT_LOAD(g_started) == 1);
+    (void)await_job(2, 20, 0);
+    IT_WAIT_UNTIL(IT_LOAD(g_await_done) == 1);
+    assert_int_equal(IT_LOAD(g_await_last), TR_ETIMEDOUT + 100000);
+    tr_test_sleep_ms(20); /* past the deadline even by a coarse clock */
+    IT_STORE(g_gate, 1);
+    IT_WAIT_UNTIL(it_stats(g_rt).expired == 1);
+    IT_WAIT_UNTIL(it_stats(g_rt).late_replies == 1); /* its TR_ETIMEDOUT */
+    assert_int_equal(IT_LOAD(g_runs[0]), 1);
+    assert_int_equal(IT_LOAD(g_runs[2]), 0); /* never ran */
+    assert_int_equal(it_stats(g_rt).jobs_run, 1);
+}
+
+static void
+test_await_job_queued_at_shutdown(void **state)
+{
+    tr_config cfg = {.blocking_threads = 1, .drain_ms = 50};
+    tr_job job = {.fn = gated_job, .arg = &g_args[0]};
+    it_shutdown_job sj = {.rt = NULL};
+    pthread_t th;
+
+    (void)state;
+    await_reset();
+    g_rt = it_runtime(1, &cfg);
+    TR_ASSERT_OK(tr_blocking_run(g_rt, &job));
+    IT_WAIT_UNTIL(IT_LOAD(g_started) == 1);
+    (void)await_job(3, 60000, 0);
+    /* the first job, the await message and the awaited job */
+    IT_WAIT_UNTIL(it_stats(g_rt).sent == 3);
+    sj.rt = g_rt;
+    sj.drain_ms = 0;
+    atomic_init(&sj.done, 0);
+    assert_int_equal(pthread_create(&th, NULL, it_shutdown_main, &sj), 0);
+    tr_test_sleep_ms(20);
+    IT_STORE(g_gate, 1);
+    IT_WAIT_UNTIL(IT_LOAD(sj.done) == 1);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_int_equal(IT_LOAD(g_runs[3]), 0);
+    assert_int_equal(IT_LOAD(g_await_done), 0); /* stopped while awaiting */
+    /* its TR_ECANCELED answer found it gone */
+    assert_int_equal(it_dl_count(TR_MSG_REPLY, TR_EDEAD), 1);
+}
+
 static void
 test_bad_arguments(void **state)
 {
@@ -558,6 +703,10 @@ main(void)
         T(test_saturation_outside),
         T(test_shutdown_with_jobs_queued),
         T(test_bad_arguments),
+        T(test_await_job_results),
+        T(test_await_job_timeout),
+        T(test_await_job_expires_in_queue),
+        T(test_await_job_queued_at_shutdown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
