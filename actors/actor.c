@@ -521,12 +521,17 @@ tr__accept(tr_cx *cx, tr__msg *m)
         tr__dead_letter(cx->rt, m, TR_ETIMEDOUT);
         return false;
     }
-    if (tr__is_request(m) && m->deadline != 0 &&
-        tr__coarse_ns() > m->deadline) {
-        /* Nobody waits for the answer any more. */
-        TR__COUNT(cx->rt, expired, 1);
-        tr__reply_error(cx->rt, m, TR_ETIMEDOUT);
-        tr__msg_free(cx->rt, m);
+    if (m->deadline != 0 && tr__coarse_ns() > m->deadline) {
+        if (tr__is_request(m)) {
+            /* Nobody waits for the answer any more. */
+            TR__COUNT(cx->rt, expired, 1);
+            tr__reply_error(cx->rt, m, TR_ETIMEDOUT);
+            tr__msg_free(cx->rt, m);
+        } else {
+            /* A plain message past the age its router allowed: shed. */
+            TR__COUNT(cx->rt, shed, 1);
+            tr__dead_letter(cx->rt, m, TR_ETIMEDOUT);
+        }
         return false;
     }
     return true;

@@ -213,6 +213,7 @@ typedef struct tr__local {
     _Atomic uint64_t expired;
     _Atomic uint64_t late_replies;
     _Atomic uint64_t unanswered;
+    _Atomic uint64_t shed;
     _Atomic uint64_t spawned;
     _Atomic uint64_t jobs_run;      /* blocking.c */
     _Atomic uint64_t jobs_canceled; /* blocking.c */
@@ -456,7 +457,8 @@ void tr__msg_cache_drain(tr__local *l);
 
 /* A user message is about to be handled: false when it is dropped instead
  * (a reply to a tr_ask() that already timed out: late; a request past its
- * deadline: expired, its asker answered TR_ETIMEDOUT). Owner. */
+ * deadline: expired, its asker answered TR_ETIMEDOUT; another message past
+ * the deadline a router stamped: shed, dead-lettered). Owner. */
 bool tr__accept(tr_cx *cx, tr__msg *m);
 /* A handler (or a thread actor) finished with m, returning st: answers a
  * request left unanswered (TR_ENOREPLY, or TR_EDEAD when failing or
@@ -509,9 +511,9 @@ tr_status tr__send_sys(tr_runtime *rt, tr_ref to, uint32_t kind,
  * is left behind. Then the caller builds m (to, type, payload, and the
  * corr, deadline and TR__MF_AWAITED given) and calls send_request, which
  * sends it and suspends (TR_PENDING), or returns the send's status. */
-tr_status tr__await_prepare(tr_cx *cx, tr_ref to, void *reply,
-                            size_t reply_len, uint32_t timeout_ms,
-                            uint64_t *corr, uint64_t *deadline);
+tr_status tr__await_prepare(tr_cx *cx, tr_ref to, void *reply, size_t reply_len,
+                            uint32_t timeout_ms, uint64_t *corr,
+                            uint64_t *deadline);
 tr_status tr__await_send_request(tr_cx *cx, uint32_t point, tr__msg *m,
                                  void *reply, size_t reply_len);
 
@@ -562,6 +564,12 @@ tr_status tr__push_forced(tr_runtime *rt, tr__actor *a, tr__msg *m);
  * its text), from actor self (NULL: the runtime, which never holds). */
 tr_status tr__answer(tr_runtime *rt, tr__actor *self, const tr__msg *req,
                      tr_status st, const void *data, size_t len);
+/* tr_forward, with the copy's deadline lowered to `deadline` (0: kept): a
+ * router that sheds messages older than a limit stamps it. */
+tr_status tr__forward(tr_cx *cx, tr_ref to, uint64_t deadline);
+/* User messages in r's mailbox now (a snapshot), or UINT32_MAX when r is
+ * not alive. Any thread. */
+uint32_t tr__depth(tr_runtime *rt, tr_ref r);
 /* True when the chain of actors `a` waits on (muted on, or awaiting a
  * reply from) leads back to `a`. */
 bool tr__in_cycle(tr_runtime *rt, tr__actor *a);

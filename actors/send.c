@@ -847,16 +847,19 @@ tr_reply_error(tr_cx *cx, tr_status error)
 }
 
 tr_status
-tr_forward(tr_cx *cx, tr_ref to)
+tr__forward(tr_cx *cx, tr_ref to, uint64_t deadline)
 {
-    tr_status st = answer_check(cx);
     const tr__msg *req;
     tr__msg *m;
+    tr_status st;
 
-    if (st != TR_OK) {
-        return st;
+    if (cx == NULL || cx->msg == NULL || cx->msg->type >= TR_MSG_RESERVED) {
+        return TR_EINVAL; /* nothing to forward, or a hook's message */
     }
     req = cx->msg;
+    if (cx->replied && tr__is_request(req)) {
+        return TR_ESTATE;
+    }
     m = tr__msg_new(cx->rt, req->len);
     if (m == NULL) {
         return TR_ENOMEM;
@@ -866,6 +869,9 @@ tr_forward(tr_cx *cx, tr_ref to)
     m->to = to;
     m->corr = req->corr;
     m->deadline = req->deadline;
+    if (deadline != 0 && (m->deadline == 0 || deadline < m->deadline)) {
+        m->deadline = deadline;
+    }
     m->flags = req->flags;
     if (req->len > 0) {
         memcpy(m->data, req->data, req->len);
@@ -879,6 +885,12 @@ tr_forward(tr_cx *cx, tr_ref to)
     cx->replied =
         st == TR_OK || st == TR_PENDING || st == TR_DROPPED || st == TR_EDEAD;
     return st;
+}
+
+tr_status
+tr_forward(tr_cx *cx, tr_ref to)
+{
+    return tr__forward(cx, to, 0);
 }
 
 tr_status

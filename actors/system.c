@@ -292,6 +292,7 @@ tr_runtime_stats(tr_runtime *rt, tr_stats *out)
     out->expired = SUM(expired);
     out->late_replies = SUM(late_replies);
     out->unanswered = SUM(unanswered);
+    out->shed = SUM(shed);
     out->jobs_run = SUM(jobs_run);
     out->jobs_canceled = SUM(jobs_canceled);
     out->slow_handlers = SUM(slow_handlers);
@@ -303,6 +304,23 @@ tr_runtime_stats(tr_runtime *rt, tr_stats *out)
     out->parks = tr__exec_parks(rt->exec);
     out->workers = tr__exec_workers(rt->exec);
     return TR_OK;
+}
+
+uint32_t
+tr__depth(tr_runtime *rt, tr_ref r)
+{
+    tr__actor *a = tr__lookup(rt, r);
+    uint64_t w;
+
+    if (a == NULL) {
+        return UINT32_MAX;
+    }
+    w = tr__mbox_word(&a->mb);
+    return (w >> TR__MB_EPOCH_SHIFT) ==
+                       tr__mb_epoch_bits(r.gen_) >> TR__MB_EPOCH_SHIFT &&
+                   !(w & TR__MB_DEAD)
+               ? (uint32_t)(w & TR__MB_USER_MASK)
+               : UINT32_MAX;
 }
 
 /* ---- Log --------------------------------------------------------------- */

@@ -109,6 +109,9 @@ typedef struct tr_stats {
     uint64_t unanswered;    /* requests a handler finished without replying
                                to, forwarding or declining: the runtime
                                answered TR_ENOREPLY */
+    uint64_t shed;          /* messages older than their pool's age limit when
+                               their turn came: dropped (dead-lettered with
+                               TR_ETIMEDOUT), not handled */
     uint64_t jobs_run;      /* blocking-pool jobs run */
     uint64_t jobs_canceled; /* jobs accepted and never run (the runtime shut
                                down first): their cancel_fn was called */
