@@ -596,7 +596,8 @@ typedef enum tr__mode {
 
 /* Delivers `m` (to m->to) from actor `self` (NULL outside). Takes `m` on
  * every status but those where the caller keeps ownership: TR_EFULL (reject
- * and flush-full), TR_ETIMEDOUT, TR_ESHUTDOWN. */
+ * and flush-full), TR_ETIMEDOUT, TR_ESHUTDOWN (a receiver closing, from an
+ * actor or a thread; other modes dead-letter it: TR_DROPPED). */
 tr_status tr__deliver(tr_runtime *rt, tr__actor *self, tr__msg *m,
                       tr__mode mode);
 

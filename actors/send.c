@@ -201,6 +201,10 @@ deliver_blocking(tr_runtime *rt, tr__actor *a, tr__msg *m)
             st = TR_OK;
             break;
         }
+        if (r == TR__ADMIT_CLOSED) {
+            st = TR_ESHUTDOWN; /* not taken */
+            break;
+        }
         if (r == TR__ADMIT_DEAD) {
             tr__dead_letter(rt, m, TR_EDEAD);
             st = TR_EDEAD;
@@ -242,6 +246,19 @@ overcommit(tr_runtime *rt, tr__actor *t, tr__msg *m)
     return st;
 }
 
+/* The receiver is closing (its supervisor is stopping it): a sender that
+ * can be told keeps its message (TR_ESHUTDOWN); one that cannot (a timer,
+ * a held send going out) has it dead-lettered (TR_DROPPED). */
+static tr_status
+closed(tr_runtime *rt, tr__msg *m, tr__mode mode)
+{
+    if (mode == TR__FROM_ACTOR || mode == TR__FROM_THREAD) {
+        return TR_ESHUTDOWN;
+    }
+    tr__dead_letter(rt, m, TR_ESHUTDOWN);
+    return TR_DROPPED;
+}
+
 tr_status
 tr__deliver(tr_runtime *rt, tr__actor *self, tr__msg *m, tr__mode mode)
 {
@@ -268,6 +285,9 @@ tr__deliver(tr_runtime *rt, tr__actor *self, tr__msg *m, tr__mode mode)
     if (r == TR__ADMIT_OK || r == TR__ADMIT_SCHEDULE) {
         push_admitted(rt, a, m, r);
         return TR_OK;
+    }
+    if (r == TR__ADMIT_CLOSED) {
+        return closed(rt, m, mode);
     }
     if (r == TR__ADMIT_DEAD) {
         tr__dead_letter(rt, m, TR_EDEAD);
@@ -313,6 +333,9 @@ tr__deliver(tr_runtime *rt, tr__actor *self, tr__msg *m, tr__mode mode)
             TR__COUNT(rt, sent, 1);
             tr__dead_letter(rt, (tr__msg *)oldest, TR_DROPPED);
             return TR_OK;
+        }
+        if (r == TR__ADMIT_CLOSED) {
+            return closed(rt, m, mode);
         }
         if (r == TR__ADMIT_DEAD) {
             tr__dead_letter(rt, m, TR_EDEAD);

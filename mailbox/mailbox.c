@@ -38,8 +38,11 @@ admit(tr__mailbox *mb, uint32_t gen, uint64_t one, uint64_t limit_mask,
     uint64_t w = atomic_load_explicit(&mb->word, memory_order_seq_cst);
 
     for (;;) {
-        if ((w & ~(TR__MB_TOKENS)) != want) {
+        if ((w & ~(TR__MB_TOKENS | TR__MB_CLOSED)) != want) {
             return TR__ADMIT_DEAD; /* DEAD set, or another epoch */
+        }
+        if ((w & TR__MB_CLOSED) && one == TR__MB_USER_ONE && limit == 0) {
+            return TR__ADMIT_CLOSED; /* forced and system ones still go */
         }
         if (limit == 0) {
             limit = atomic_load_explicit(&mb->capacity, memory_order_relaxed);
@@ -281,6 +284,14 @@ tr__mbox_release_idle(tr__mailbox *mb, uint64_t consumed)
         }
     }
     return false;
+}
+
+void
+tr__mbox_close_user(tr__mailbox *mb)
+{
+    /* seq_cst: like every change of the word (see admit()); from here on
+     * every unforced user admission sees CLOSED. */
+    atomic_fetch_or_explicit(&mb->word, TR__MB_CLOSED, memory_order_seq_cst);
 }
 
 uint64_t

@@ -8,7 +8,9 @@
  *   bit  44      MUTE: the owner is muted and holds this token meanwhile
  *   bit  45      DEAD: the owner is ending; no admission succeeds
  *   bit  46      WAIT: the owner holds woken-later waiters (see core.h)
- *   bits 47..63  epoch: low bits of the owner's generation
+ *   bit  47      CLOSED: the owner takes no new user message (it drains what
+ *                it has); forced admissions and system messages still go in
+ *   bits 48..63  epoch: low bits of the owner's generation
  *
  * Invariants:
  * - The user count never exceeds the capacity, except by admissions made
@@ -48,7 +50,8 @@ typedef struct tr__mnode {
 #define TR__MB_MUTE        (UINT64_C(1) << 44)
 #define TR__MB_DEAD        (UINT64_C(1) << 45)
 #define TR__MB_WAIT        (UINT64_C(1) << 46)
-#define TR__MB_EPOCH_SHIFT 47
+#define TR__MB_CLOSED      (UINT64_C(1) << 47)
+#define TR__MB_EPOCH_SHIFT 48
 #define TR__MB_TOKENS                                                          \
     (TR__MB_USER_MASK | TR__MB_SYS_MASK | TR__MB_MUTE | TR__MB_WAIT)
 
@@ -77,6 +80,7 @@ typedef enum tr__admit {
     TR__ADMIT_DEAD,     /* not counted: the owner is ending or reborn */
     TR__ADMIT_SWAPPED,  /* tr__mbox_swap_oldest: the oldest waiting message
                            was taken out and the new one put in its place */
+    TR__ADMIT_CLOSED,   /* not counted: the owner takes no new user message */
 } tr__admit;
 
 static inline uint64_t
@@ -131,6 +135,10 @@ tr__mnode *tr__mbox_take_sys(tr__mailbox *mb);
 /* Consumer: adds `delta` (two's complement: releases counts, sets or
  * clears MUTE) and returns the new word. */
 uint64_t tr__mbox_add(tr__mailbox *mb, uint64_t delta);
+
+/* Consumer (or the owner's supervisor, any thread): refuses new user
+ * messages from now on (TR__ADMIT_CLOSED), except forced ones. */
+void tr__mbox_close_user(tr__mailbox *mb);
 
 /* Consumer: marks the owner dead; returns the new word. */
 uint64_t tr__mbox_close(tr__mailbox *mb);
