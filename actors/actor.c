@@ -161,6 +161,7 @@ tr__spawn(tr_runtime *rt, tr__actor *parent, const tr_behavior *b,
     uint32_t capacity, policy, gen, state;
     tr__actor *a;
     tr__msg *m;
+    tr__ext *ext = NULL;
     void *self_state;
     uint64_t w;
     tr_status st;
@@ -180,7 +181,7 @@ tr__spawn(tr_runtime *rt, tr__actor *parent, const tr_behavior *b,
         policy = (uint32_t)rt->cfg.overflow;
     }
     if (capacity > TR_MAILBOX_MAX_CAPACITY || policy > TR_FAIL ||
-        (o->arg == NULL && o->arg_len > 0)) {
+        (o->arg == NULL && o->arg_len > 0) || (o->link && parent == NULL)) {
         return TR_EINVAL;
     }
     init = find_row(b, TR_MSG_INIT);
@@ -211,8 +212,15 @@ tr__spawn(tr_runtime *rt, tr__actor *parent, const tr_behavior *b,
     if (o->arg_len > 0) {
         memcpy(m->data, o->arg, o->arg_len);
     }
+    if (o->link) {
+        st = tr__link_prepare(parent, &ext);
+        if (st != TR_OK) {
+            goto fail_slot;
+        }
+    }
     st = tr__slot_alloc(rt, &a);
     if (st != TR_OK) {
+        tr__ext_free(ext);
         goto fail_slot;
     }
     /* Waiters that registered with the slot's previous actor after its last
@@ -223,7 +231,7 @@ tr__spawn(tr_runtime *rt, tr__actor *parent, const tr_behavior *b,
     /* release: see tr__actor.policy. */
     atomic_store_explicit(&a->policy, (uint8_t)policy, memory_order_release);
     a->lflags = lflags;
-    a->ext = NULL;
+    a->ext = ext;
     a->wpriv = NULL;
     atomic_store_explicit(&a->wflags, 0, memory_order_relaxed);
     atomic_store_explicit(&a->muted_on, 0, memory_order_relaxed);
@@ -240,6 +248,10 @@ tr__spawn(tr_runtime *rt, tr__actor *parent, const tr_behavior *b,
     m->from = parent ? tr__ref_of(rt, parent) : TR_NOREF;
     m->to = tr__ref_of(rt, a);
     *out = m->to;
+    if (ext != NULL) {
+        /* Both sides before it runs: its end, even in init, signals us. */
+        tr__link_commit(parent, ext, m->from, m->to);
+    }
     /* The first message of a fresh mailbox: it always schedules. */
     if (TR_ALWAYS(tr__mbox_admit_sys(&a->mb, gen, &w) == TR__ADMIT_SCHEDULE)) {
         tr__mbox_push_sys(&a->mb, &m->node);
@@ -383,6 +395,12 @@ set_ending(tr_cx *cx, tr_exit_kind kind, int32_t code, const char *text)
     cx->reason.text[n] = '\0';
 }
 
+void
+tr__exit_with(tr_cx *cx, const tr_reason *why)
+{
+    set_ending(cx, why->kind, why->code, why->text);
+}
+
 static void
 handle_sys(tr_cx *cx, tr__msg *m)
 {
@@ -415,6 +433,13 @@ handle_sys(tr_cx *cx, tr__msg *m)
     }
     case TR__SYS_TIMEOUT:
         tr__await_timeout(cx);
+        break;
+    case TR__SYS_LINK:
+    case TR__SYS_UNLINK:
+    case TR__SYS_EXIT:
+    case TR__SYS_MONITOR:
+    case TR__SYS_DEMONITOR:
+        tr__bond_sys(cx, m);
         break;
     case TR_MSG_REPLY:
         tr__await_reply(cx, m); /* takes m */
@@ -514,6 +539,10 @@ call(tr_cx *cx, const tr_handler *row, tr__msg *m)
 bool
 tr__accept(tr_cx *cx, tr__msg *m)
 {
+    if (m->type == TR_MSG_DOWN && !tr__down_take(cx, m)) {
+        tr__msg_free(cx->rt, m); /* demonitored: it is not wanted */
+        return false;
+    }
     if (m->type == TR_MSG_REPLY && (m->flags & TR__MF_TRACKED) &&
         !tr__pending_take(cx, m)) {
         /* Its tr_ask() timed out (and was told so) before it came. */
@@ -614,6 +643,7 @@ tr__actor_end(tr_cx *cx, uint64_t consumed)
     if (a->lflags & TR__L_WATCHING) {
         tr__io_actor_end(rt, a); /* before the drain: see actors/io.c */
     }
+    tr__bonds_end(cx);
     tr__outbox_force(rt, a);
     tr__ext_end(cx);
     if (a->lflags & TR__L_MUTE_HELD) {
@@ -639,6 +669,7 @@ tr__actor_end(tr_cx *cx, uint64_t consumed)
             tr__mnode *next =
                 atomic_load_explicit(&s->next, memory_order_relaxed);
 
+            tr__bond_orphan(rt, (tr__msg *)s);
             tr__msg_free(rt, (tr__msg *)s);
             k += TR__MB_SYS_ONE;
             s = next;

@@ -26,14 +26,13 @@ tr__ext_get(tr__actor *a)
     return a->ext;
 }
 
-/* A correlation id no other request in this runtime has: the worker's
- * index above a per-worker count. (Outside threads ask through
- * tr_ask_wait, whose reply port takes one request only.) */
-static uint64_t
-new_corr(tr_cx *cx)
+uint64_t
+tr__new_id(tr_cx *cx)
 {
     tr__local *l = &cx->rt->wc[tr__worker_index(cx->w)];
 
+    /* Outside threads ask through tr_ask_wait, whose reply port takes one
+     * request only: they need no id. */
     return ((uint64_t)l->index << 48) | ++l->corr_seq;
 }
 
@@ -249,7 +248,7 @@ tr__await_prepare(tr_cx *cx, tr_ref to, void *reply, size_t reply_len,
         return cx->await = TR_ECYCLE;
     }
     *deadline = ask_deadline(cx, timeout_ms);
-    *corr = new_corr(cx);
+    *corr = tr__new_id(cx);
     st = arm(cx, x, *deadline);
     if (st != TR_OK) {
         tr__waits_reset(cx->self);
@@ -386,7 +385,7 @@ tr_ask(tr_cx *cx, tr_ref to, uint32_t type, const void *data, size_t len,
         x->cap = cap;
     }
     deadline = ask_deadline(cx, timeout_ms);
-    corr = new_corr(cx);
+    corr = tr__new_id(cx);
     st = arm(cx, x, deadline);
     if (st != TR_OK) {
         return st;
@@ -537,6 +536,18 @@ tr__await_take(tr_cx *cx, tr__msg **m, const tr_handler **row)
 }
 
 void
+tr__ext_free(tr__ext *x)
+{
+    if (x != NULL) {
+        tr__free(x->pend);
+        tr__free(x->links);
+        tr__free(x->watchers);
+        tr__free(x->mons);
+        tr__free(x);
+    }
+}
+
+void
 tr__ext_end(tr_cx *cx)
 {
     tr__ext *x = cx->self->ext;
@@ -551,7 +562,6 @@ tr__ext_end(tr_cx *cx)
         }
         tr__msg_free(cx->rt, x->msg);
     }
-    tr__free(x->pend);
-    tr__free(x);
+    tr__ext_free(x);
     cx->self->ext = NULL;
 }

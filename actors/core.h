@@ -25,10 +25,23 @@
 
 /* Internal message kinds on the system lane (tr__msg.type there). */
 enum {
-    TR__SYS_INIT = 1, /* payload: the spawn argument */
-    TR__SYS_STOP,     /* payload: tr_reason */
-    TR__SYS_TIMEOUT,  /* the actor's await timer fired; no payload */
+    TR__SYS_INIT = 1,  /* payload: the spawn argument */
+    TR__SYS_STOP,      /* payload: tr_reason */
+    TR__SYS_TIMEOUT,   /* the actor's await timer fired; no payload */
+    TR__SYS_LINK,      /* payload: tr__sig (from) */
+    TR__SYS_UNLINK,    /* payload: tr__sig (from) */
+    TR__SYS_EXIT,      /* an exit signal; payload: tr__sig */
+    TR__SYS_MONITOR,   /* payload: tr__sig (from, id) */
+    TR__SYS_DEMONITOR, /* payload: tr__sig (from, id) */
 };
+
+/* The payload of the link, monitor and exit system messages. */
+typedef struct tr__sig {
+    tr_ref from;
+    uint64_t id;      /* a monitor's */
+    bool linked;      /* an exit signal from a link (else from tr_kill) */
+    tr_reason reason; /* an exit signal's */
+} tr__sig;
 /* A reply to an awaited ask also travels on the system lane, with its own
  * type TR_MSG_REPLY: a suspended actor takes no user message, so its reply
  * must not queue behind them (nor be held by backpressure). */
@@ -142,7 +155,26 @@ typedef struct tr__ext {
     /* tr_ask()s in flight. */
     tr__pending *pend;
     uint32_t npend, cap;
+    /* Links and monitors (links.c): the actors linked to this one, those
+     * monitoring it (ref and monitor id), and its own monitors. */
+    bool trap;
+    tr_ref *links;
+    uint32_t nlinks, caplinks;
+    struct tr__watcher *watchers;
+    uint32_t nwatchers, capwatchers;
+    struct tr__mon *mons;
+    uint32_t nmons, capmons;
 } tr__ext;
+
+struct tr__watcher {
+    tr_ref who;
+    uint64_t id;
+};
+
+struct tr__mon {
+    uint64_t id;
+    tr_ref target;
+};
 
 /* wflags bits (any thread; see tr__actor_wake and mute() in send.c). */
 #define TR__W_MUTED 1u /* parked muted; the waker that clears it schedules */
@@ -370,6 +402,9 @@ void tr__dead_letter(tr_runtime *rt, tr__msg *m, tr_status reason);
  * error `st` now rather than at its deadline. Any thread. */
 void tr__reply_error(tr_runtime *rt, const tr__msg *m, tr_status st);
 
+/* The handler context of the calling thread if it is running a turn of
+ * rt's, else NULL. */
+tr_cx *tr__current_cx(tr_runtime *rt);
 /* The actor whose handler the calling thread is running for rt, or NULL: a
  * handler that calls an _rt form acts as itself. */
 tr__actor *tr__current_actor(tr_runtime *rt);
@@ -455,6 +490,9 @@ void tr__msg_cache_drain(tr__local *l);
 
 /* ---- actor.c ----------------------------------------------------------- */
 
+/* Owner: the actor ends after this handler (or this system message) with
+ * `why`, unless it is ending already (the first reason wins). */
+void tr__exit_with(tr_cx *cx, const tr_reason *why);
 /* A user message is about to be handled: false when it is dropped instead
  * (a reply to a tr_ask() that already timed out: late; a request past its
  * deadline: expired, its asker answered TR_ETIMEDOUT; another message past
@@ -531,6 +569,8 @@ bool tr__await_take(tr_cx *cx, tr__msg **m, const tr_handler **row);
 bool tr__pending_take(tr_cx *cx, const tr__msg *m);
 /* Owner, ending: answers a suspended handler's asker, frees the ext. */
 void tr__ext_end(tr_cx *cx);
+/* Frees an ext record and what it owns (NULL is fine). */
+void tr__ext_free(tr__ext *x);
 
 /* ---- io.c -------------------------------------------------------------- */
 
@@ -543,6 +583,30 @@ uint64_t tr__io_watches(tr_runtime *rt);
 void tr__io_stop(tr_runtime *rt);
 /* Destroy: stops the reactor if need be and frees every watch record. */
 void tr__io_free(tr_runtime *rt);
+
+/* ---- links.c ----------------------------------------------------------- */
+
+/* Owner: a link, monitor or exit system message (takes nothing: the caller
+ * frees m). */
+void tr__bond_sys(tr_cx *cx, const tr__msg *m);
+/* An ending actor's system message that will never be handled: a link or
+ * monitor request is answered as if the actor were gone (NOPROC). */
+void tr__bond_orphan(tr_runtime *rt, const tr__msg *m);
+/* Owner, ending (after the terminate hook): signals links, tells
+ * watchers. */
+void tr__bonds_end(tr_cx *cx);
+/* Owner: whether a TR_MSG_DOWN may be handled (its monitor still stands;
+ * it is then removed). */
+bool tr__down_take(tr_cx *cx, const tr__msg *m);
+/* A spawn with the `link` option: prepare allocates what both sides need
+ * (the parent's room, the child's ext) so that commit, once the child has
+ * a ref and before it can run, cannot fail. */
+tr_status tr__link_prepare(tr__actor *parent, tr__ext **child);
+void tr__link_commit(tr__actor *parent, tr__ext *child, tr_ref pref,
+                     tr_ref cref);
+/* A runtime-wide unique id (monitors, correlation ids): the worker's index
+ * above a per-worker count. Owner of a turn. */
+uint64_t tr__new_id(tr_cx *cx);
 
 /* ---- send.c ------------------------------------------------------------ */
 

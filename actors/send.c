@@ -646,10 +646,8 @@ tr__check_send(tr_runtime *rt, uint32_t type, const void *data, size_t len)
     return TR_OK;
 }
 
-/* The handler context of the calling thread if it is running a turn of
- * rt's, else NULL. */
-static tr_cx *
-current_cx(tr_runtime *rt)
+tr_cx *
+tr__current_cx(tr_runtime *rt)
 {
     tr__worker *w = tr__worker_self();
 
@@ -662,7 +660,7 @@ current_cx(tr_runtime *rt)
 tr__actor *
 tr__current_actor(tr_runtime *rt)
 {
-    tr_cx *cx = current_cx(rt);
+    tr_cx *cx = tr__current_cx(rt);
 
     /* A handler first: the thread-actor check costs workers nothing. */
     return cx ? cx->self : tr__thread_self(rt);
@@ -1048,7 +1046,7 @@ tr_ask_wait(tr_runtime *rt, tr_ref to, uint32_t type, const void *data,
     if (rt == NULL || (reply == NULL && reply_len > 0)) {
         return TR_EINVAL;
     }
-    if (current_cx(rt) != NULL) {
+    if (tr__current_cx(rt) != NULL) {
         return TR_ESTATE;
     }
     st = tr__check_send(rt, type, data, len);

@@ -120,6 +120,9 @@ typedef struct tr_spawn_opts {
      * and .overflow). For example:
      *   &(tr_spawn_opts){.mailbox = &(tr_mailbox_opts){16, TR_REJECT}} */
     const tr_mailbox_opts *mailbox;
+    /* Link the new actor to the spawning actor before it runs (see
+     * tr_link()); only from a handler (TR_EINVAL from outside). */
+    bool link;
 } tr_spawn_opts;
 
 /* Spawns an actor of behavior `b` (opts NULL: defaults) and writes its ref
@@ -360,6 +363,52 @@ TR_EXTERN tr_status tr_stop_rt(tr_runtime *rt, tr_ref who);
  * truncated to TR_REASON_TEXT - 1 bytes). Returns TR_OK.
  * Errors: TR_EINVAL (cx NULL). Thread-safe: only from a handler. */
 TR_EXTERN tr_status tr_exit(tr_cx *cx, int32_t code, const char *text);
+
+/* ---- Links, monitors, exit signals ------------------------------------ */
+
+/* Links the calling actor and `other`, both ways. When either ends with
+ * an abnormal reason (anything but TR_EXIT_NORMAL), the other gets an exit
+ * signal with that reason: it ends with the same reason, unless it traps
+ * exits (then the signal is a TR_MSG_EXIT message). A normal end signals
+ * only actors that trap exits. Linking twice is one link. If `other` ends
+ * before it sees the link, the caller gets a TR_EXIT_NOPROC signal.
+ * Errors: TR_EINVAL (cx NULL, other is the caller or TR_NOREF), TR_EDEAD
+ * (other is dead or unknown: no link), TR_ENOMEM. Thread-safe: only from a
+ * handler, with its own cx. */
+TR_EXTERN tr_status tr_link(tr_cx *cx, tr_ref other);
+
+/* Removes the link with `other`, both ways (no signal passes it after).
+ * Unlinking what is not linked is TR_OK.
+ * Errors: TR_EINVAL. Thread-safe: only from a handler. */
+TR_EXTERN tr_status tr_unlink(tr_cx *cx, tr_ref other);
+
+/* Whether exit signals from links become TR_MSG_EXIT messages (true)
+ * instead of ending the actor (false, the default). tr_kill() is never
+ * trapped. Errors: TR_EINVAL. Thread-safe: only from a handler. */
+TR_EXTERN tr_status tr_trap_exit(tr_cx *cx, bool on);
+
+/* Monitors `who`: when it ends, the caller gets one TR_MSG_DOWN message
+ * (payload tr_down) with the reason; if `who` is already gone, at once,
+ * with TR_EXIT_NOPROC. The DOWN message is admitted past the caller's
+ * mailbox capacity (there is one per monitor). *out names the monitor.
+ * Errors: TR_EINVAL (NULL cx or out), TR_ENOMEM. Thread-safe: only from a
+ * handler. */
+TR_EXTERN tr_status tr_monitor_actor(tr_cx *cx, tr_ref who, tr_monitor *out);
+
+/* Ends monitor `m`: no TR_MSG_DOWN for it is handled after this call,
+ * even one already queued. Errors: TR_EINVAL (cx NULL), TR_ENOENT (no such
+ * monitor: it fired, was removed, or is another actor's). Thread-safe: only
+ * from a handler. */
+TR_EXTERN tr_status tr_demonitor(tr_cx *cx, tr_monitor m);
+
+/* Ends actor `who` with reason TR_EXIT_KILLED as soon as it gets the
+ * signal: after the handler it is in, without trapping, without draining
+ * (its queued messages go to dead letters). Its links get an exit signal
+ * with reason TR_EXIT_KILLED (which they may trap).
+ * Errors: TR_EINVAL (NULL from), TR_EDEAD, TR_ENOMEM. Thread-safe: yes. */
+#define tr_kill(from, ...) TR__FROM(from, tr_kill)(from, __VA_ARGS__)
+TR_EXTERN tr_status tr_kill_cx(tr_cx *cx, tr_ref who);
+TR_EXTERN tr_status tr_kill_rt(tr_runtime *rt, tr_ref who);
 
 /* ---- Inside a handler -------------------------------------------------- */
 

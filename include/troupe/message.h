@@ -59,15 +59,22 @@ typedef void (*tr_free_fn)(void *buf);
 /* A job queued for the blocking pool (thread.h). Seen only in dead letters:
  * a job the pool could not take, or one canceled by shutdown. */
 #define TR_MSG_JOB (TR_MSG_RESERVED + 5u)
+/* An exit signal turned into a message, for an actor that traps exits
+ * (tr_trap_exit()); payload: tr_exit_msg. */
+#define TR_MSG_EXIT (TR_MSG_RESERVED + 6u)
+/* An actor this one monitors has ended (tr_monitor_actor()); payload:
+ * tr_down. Exactly one per monitor, none after tr_demonitor(). */
+#define TR_MSG_DOWN (TR_MSG_RESERVED + 7u)
 
 /* Why an actor ended. */
 typedef enum tr_exit_kind {
     TR_EXIT_NORMAL = 0, /* it stopped itself or was stopped */
     TR_EXIT_SHUTDOWN,   /* its runtime shut down */
-    TR_EXIT_KILLED,     /* killed without a chance to finish (reserved for
-                           supervision; nothing produces it yet) */
+    TR_EXIT_KILLED,     /* killed (tr_kill()): no trapping, no draining */
     TR_EXIT_FAILED,     /* a handler failed, or it exited with a user code */
     TR_EXIT_OVERLOAD,   /* its mailbox overflowed under the fail policy */
+    TR_EXIT_NOPROC,     /* (links and monitors) it did not exist, or was
+                           already gone, when linked or monitored */
 } tr_exit_kind;
 
 #define TR_REASON_TEXT 48
@@ -79,6 +86,25 @@ typedef struct tr_reason {
     int32_t code;
     char text[TR_REASON_TEXT];
 } tr_reason;
+
+/* A monitor's name, passed by value. Fields are private. */
+typedef struct tr_monitor {
+    uint64_t id_;
+} tr_monitor;
+
+/* TR_MSG_EXIT's payload: the actor whose exit signal this is, and why. */
+typedef struct tr_exit_msg {
+    tr_ref from;
+    tr_reason reason;
+} tr_exit_msg;
+
+/* TR_MSG_DOWN's payload: which monitor fired, for which actor, and why it
+ * ended (TR_EXIT_NOPROC: it was gone when the monitor was set). */
+typedef struct tr_down {
+    tr_monitor monitor;
+    tr_ref who;
+    tr_reason reason;
+} tr_down;
 
 /* A message the runtime accepted and could not deliver, or dropped by a
  * policy. `reason` says why: TR_EDEAD (receiver dead or unreachable),
