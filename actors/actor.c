@@ -154,7 +154,8 @@ wake_shared(tr_runtime *rt, tr__actor *a)
 
 tr_status
 tr__spawn(tr_runtime *rt, tr__actor *parent, const tr_behavior *b,
-          const tr_spawn_opts *o, uint8_t lflags, void *given, tr_ref *out)
+          const tr_spawn_opts *o, uint8_t lflags, void *given, tr__child *child,
+          tr_ref *out)
 {
     static const tr_spawn_opts none = {0};
     const tr_handler *init;
@@ -218,6 +219,11 @@ tr__spawn(tr_runtime *rt, tr__actor *parent, const tr_behavior *b,
             goto fail_slot;
         }
     }
+    if (child != NULL && ext == NULL &&
+        (ext = tr__calloc(1, sizeof *ext)) == NULL) {
+        st = TR_ENOMEM;
+        goto fail_slot;
+    }
     st = tr__slot_alloc(rt, &a);
     if (st != TR_OK) {
         tr__ext_free(ext);
@@ -232,6 +238,9 @@ tr__spawn(tr_runtime *rt, tr__actor *parent, const tr_behavior *b,
     atomic_store_explicit(&a->policy, (uint8_t)policy, memory_order_release);
     a->lflags = lflags;
     a->ext = ext;
+    if (child != NULL) {
+        ext->child = child;
+    }
     a->wpriv = NULL;
     atomic_store_explicit(&a->wflags, 0, memory_order_relaxed);
     atomic_store_explicit(&a->muted_on, 0, memory_order_relaxed);
@@ -284,7 +293,7 @@ tr_spawn_cx(tr_cx *cx, const tr_behavior *b, const tr_spawn_opts *opts,
     if (cx == NULL) {
         return TR_EINVAL;
     }
-    return tr__spawn(cx->rt, cx->self, b, opts, 0, NULL, out);
+    return tr__spawn(cx->rt, cx->self, b, opts, 0, NULL, NULL, out);
 }
 
 tr_status
@@ -302,7 +311,7 @@ tr_spawn_rt(tr_runtime *rt, const tr_behavior *b, const tr_spawn_opts *opts,
         *tr__worker_user(w) != NULL) {
         return tr_spawn_cx(*tr__worker_user(w), b, opts, out);
     }
-    return tr__spawn(rt, NULL, b, opts, 0, NULL, out);
+    return tr__spawn(rt, NULL, b, opts, 0, NULL, NULL, out);
 }
 
 /* ---- System messages --------------------------------------------------- */
@@ -396,6 +405,44 @@ set_ending(tr_cx *cx, tr_exit_kind kind, int32_t code, const char *text)
 }
 
 void
+tr__run_init(tr_cx *cx, tr__msg *m)
+{
+    tr__actor *a = cx->self;
+    const tr_handler *init = find_row(a->beh, TR_MSG_INIT);
+    uint32_t type = m->type;
+    tr_status st = TR_OK;
+
+    if (init != NULL) {
+        m->type = TR_MSG_INIT; /* what tr_msg_type() shows the hook */
+        cx->msg = m;
+        st = init->fn(cx, a->state, m->len ? m->data : NULL);
+        cx->msg = NULL;
+        m->type = type;
+    }
+    if (st < 0) {
+        set_ending(cx, TR_EXIT_FAILED, st, "init failed");
+    } else {
+        a->lflags |= TR__L_INITED;
+    }
+}
+
+void
+tr__run_terminate(tr_cx *cx)
+{
+    tr__actor *a = cx->self;
+    const tr_handler *term;
+
+    if (a->lflags & TR__L_INITED) {
+        term = find_row(a->beh, TR_MSG_TERMINATE);
+        if (term != NULL) {
+            cx->msg = NULL;
+            (void)term->fn(cx, a->state, &cx->reason);
+        }
+        a->lflags &= (uint8_t)~TR__L_INITED;
+    }
+}
+
+void
 tr__exit_with(tr_cx *cx, const tr_reason *why)
 {
     set_ending(cx, why->kind, why->code, why->text);
@@ -404,26 +451,10 @@ tr__exit_with(tr_cx *cx, const tr_reason *why)
 static void
 handle_sys(tr_cx *cx, tr__msg *m)
 {
-    tr__actor *a = cx->self;
-
     switch (m->type) {
-    case TR__SYS_INIT: {
-        const tr_handler *init = find_row(a->beh, TR_MSG_INIT);
-        tr_status st = TR_OK;
-
-        if (init != NULL) {
-            m->type = TR_MSG_INIT; /* what tr_msg_type() shows the hook */
-            cx->msg = m;
-            st = init->fn(cx, a->state, m->len ? m->data : NULL);
-            cx->msg = NULL;
-        }
-        if (st < 0) {
-            set_ending(cx, TR_EXIT_FAILED, st, "init failed");
-        } else {
-            a->lflags |= TR__L_INITED;
-        }
+    case TR__SYS_INIT:
+        tr__run_init(cx, m);
         break;
-    }
     case TR__SYS_STOP: {
         tr_reason why;
 
@@ -433,6 +464,11 @@ handle_sys(tr_cx *cx, tr__msg *m)
     }
     case TR__SYS_TIMEOUT:
         tr__await_timeout(cx);
+        break;
+    case TR__SYS_RESTART:
+    case TR__SYS_CLOSE:
+    case TR__SYS_DRAIN:
+        tr__child_sys(cx, m);
         break;
     case TR__SYS_LINK:
     case TR__SYS_UNLINK:
@@ -471,6 +507,10 @@ tr__finish(tr_cx *cx, tr__msg *m, tr_status st)
 {
     tr__actor *a = cx->self;
 
+    if (a->ext != NULL && a->ext->child != NULL &&
+        tr__child_finish(cx, m, st)) {
+        return; /* kept for a retry after the restart */
+    }
     if (tr__is_request(m) && !cx->replied) {
         if (st < 0 || (a->lflags & TR__L_ENDING)) {
             /* Ending while its asker waits: the answer is that it is dead. */
@@ -605,11 +645,25 @@ resume(tr_cx *cx)
     }
 }
 
-/* True while a handler of the actor is suspended. */
+/* True while the actor takes no user message: a handler of it is
+ * suspended, or (supervised) it is terminated, waiting for its restart. */
 static bool
 suspended(const tr__actor *a)
 {
-    return a->ext != NULL && a->ext->kind != TR__AW_NONE;
+    return a->ext != NULL && (a->ext->kind != TR__AW_NONE ||
+                              (a->ext->child != NULL && a->ext->child->down));
+}
+
+/* Whether the actor ends now: it is ending, and not a supervised child
+ * that lives on (resumed, or restarting in place). */
+static bool
+ends(tr_cx *cx)
+{
+    tr__actor *a = cx->self;
+
+    return (a->lflags & TR__L_ENDING) &&
+           (a->ext == NULL || a->ext->child == NULL ||
+            !tr__child_intercept(cx));
 }
 
 /* ---- Ending ------------------------------------------------------------ */
@@ -632,18 +686,14 @@ tr__actor_end(tr_cx *cx, uint64_t consumed)
         /* A swapper that saw this owner alive finishes before it ends. */
         tr__mbox_quiesce(&a->mb);
     }
-    if (a->lflags & TR__L_INITED) {
-        const tr_handler *term = find_row(a->beh, TR_MSG_TERMINATE);
-
-        if (term != NULL) {
-            cx->msg = NULL;
-            (void)term->fn(cx, a->state, &cx->reason);
-        }
-    }
+    tr__run_terminate(cx);
     if (a->lflags & TR__L_WATCHING) {
         tr__io_actor_end(rt, a); /* before the drain: see actors/io.c */
     }
     tr__bonds_end(cx);
+    if (a->ext != NULL && a->ext->child != NULL) {
+        tr__child_end(cx);
+    }
     tr__outbox_force(rt, a);
     tr__ext_end(cx);
     if (a->lflags & TR__L_MUTE_HELD) {
@@ -763,7 +813,7 @@ async_step(tr_cx *cx, uint64_t *consumed, uint32_t *freed)
     if (a->ext->ready) {
         resume(cx);
         if (a->lflags & TR__L_ENDING) {
-            return STEP_STOP;
+            return STEP_AGAIN; /* the loop's top decides */
         }
     }
     if (tr__held(a) != NULL) {
@@ -786,6 +836,12 @@ async_step(tr_cx *cx, uint64_t *consumed, uint32_t *freed)
         }
         *freed = 0;
         return STEP_AGAIN; /* a system message waits */
+    }
+    if (a->ext->child != NULL && a->ext->child->poison != NULL) {
+        /* Restarted: the message it failed on first, again. */
+        (void)dispatch(cx, tr__child_retry(cx));
+        a->ext->child->retrying = NULL;
+        return STEP_AGAIN;
     }
     return STEP_GO;
 }
@@ -833,6 +889,10 @@ tr__run(void *ctx, tr__worker *w, tr__task *item)
             tr__turn_sys(&cx, &consumed);
             look = false;
         }
+        if ((a->lflags & TR__L_ENDING) && !ends(&cx)) {
+            look = true; /* a supervised child lives on */
+            continue;
+        }
         if (a->ext != NULL && !(a->lflags & TR__L_ENDING)) {
             step st = async_step(&cx, &consumed, &freed);
 
@@ -853,6 +913,16 @@ tr__run(void *ctx, tr__worker *w, tr__task *item)
         }
         m = drop_oldest ? tr__mbox_pop_locked(&a->mb) : tr__mbox_pop(&a->mb);
         if (m == NULL) {
+            if (a->ext != NULL && a->ext->child != NULL &&
+                a->ext->child->draining &&
+                (tr__mbox_word(&a->mb) & TR__MB_USER_MASK) ==
+                    (consumed & TR__MB_USER_MASK)) {
+                /* Drained: it ends (its mailbox is closed to new ones). */
+                static const tr_reason drained = {TR_EXIT_SHUTDOWN, 0,
+                                                  "drained"};
+
+                tr__exit_with(&cx, &drained);
+            }
             break;
         }
         n++;

@@ -543,6 +543,7 @@ tr__ext_free(tr__ext *x)
         tr__free(x->links);
         tr__free(x->watchers);
         tr__free(x->mons);
+        tr__free(x->child);
         tr__free(x);
     }
 }

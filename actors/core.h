@@ -33,6 +33,9 @@ enum {
     TR__SYS_EXIT,      /* an exit signal; payload: tr__sig */
     TR__SYS_MONITOR,   /* payload: tr__sig (from, id) */
     TR__SYS_DEMONITOR, /* payload: tr__sig (from, id) */
+    TR__SYS_RESTART,   /* supervised child: restart (in place) now */
+    TR__SYS_CLOSE,     /* supervised child: take no new user message */
+    TR__SYS_DRAIN,     /* supervised child: ... and end once empty */
 };
 
 /* The payload of the link, monitor and exit system messages. */
@@ -126,6 +129,8 @@ typedef struct tr__pending {
 /* Room for the text of an await's error (a cycle, a missing reply). */
 #define TR__DETAIL 96
 
+typedef struct tr__child tr__child;
+
 /* What few actors need, allocated on first use and kept until the actor
  * ends: held sends and async state. Owner only. */
 typedef struct tr__ext {
@@ -164,7 +169,42 @@ typedef struct tr__ext {
     uint32_t nwatchers, capwatchers;
     struct tr__mon *mons;
     uint32_t nmons, capmons;
+    tr__child *child; /* supervised: see child.c */
 } tr__ext;
+
+/* A supervised child's record (child.c), in its ext. Owner only, but for
+ * what its supervisor set before the child ran. */
+struct tr__child {
+    tr_ref sup;
+    uint32_t index; /* the supervisor's name for it */
+    tr_restart restart;
+    tr_decider_fn decider;
+    void *decider_arg;
+    uint32_t retry;
+    uint32_t attempts;  /* failures on `poison` so far */
+    tr__msg *poison;    /* the message it failed on, kept for a retry */
+    tr__msg *retrying;  /* `poison` being handled again (compared only) */
+    uint32_t directive; /* an end decided by its decider: STOP, ESCALATE */
+    bool down;          /* terminated, waiting for TR__SYS_RESTART */
+    bool draining;      /* end once its mailbox is empty */
+    size_t arg_len;     /* the init argument, kept for restarts */
+    alignas(16) unsigned char arg[];
+};
+
+/* TR_MSG_CHILD's payload: a child's news. */
+enum {
+    TR__CHILD_DOWN = 1, /* failed, terminated, waiting for TR__SYS_RESTART */
+    TR__CHILD_ENDED,    /* gone for good */
+};
+typedef struct tr__child_note {
+    tr_ref child;
+    uint32_t index;
+    uint32_t what;      /* TR__CHILD_* */
+    uint32_t directive; /* ENDED: TR_STOP or TR_ESCALATE from its decider,
+                           0 otherwise (killed, drained, shut down, a
+                           normal end that is not restarted) */
+    tr_reason reason;
+} tr__child_note;
 
 struct tr__watcher {
     tr_ref who;
@@ -511,7 +551,12 @@ void tr__run(void *ctx, tr__worker *w, tr__task *item);
  * still the caller's. `parent`: the spawning actor or NULL (outside). */
 tr_status tr__spawn(tr_runtime *rt, tr__actor *parent, const tr_behavior *b,
                     const tr_spawn_opts *o, uint8_t lflags, void *given,
-                    tr_ref *out);
+                    tr__child *child, tr_ref *out);
+/* Runs the init hook (if any) with the argument; a negative status makes
+ * the actor end (TR__L_ENDING) with TR_EXIT_FAILED. Owner. */
+void tr__run_init(tr_cx *cx, tr__msg *m);
+/* Runs the terminate hook (once init succeeded) with cx->reason. Owner. */
+void tr__run_terminate(tr_cx *cx);
 
 /* The pieces of a turn, for a thread actor's own thread (thread.c) as for
  * tr__run. Owner only.
@@ -586,6 +631,13 @@ void tr__io_free(tr_runtime *rt);
 
 /* ---- links.c ----------------------------------------------------------- */
 
+/* Sends a notice user message (TR_MSG_EXIT, TR_MSG_DOWN, TR_MSG_CHILD) to
+ * `to` past its capacity (notices are bounded by the links, monitors and
+ * children that exist); one to an actor that is gone vanishes. Any
+ * thread. */
+void tr__notice(tr_runtime *rt, tr_ref to, uint32_t type, const void *data,
+                size_t len);
+
 /* Owner: a link, monitor or exit system message (takes nothing: the caller
  * frees m). */
 void tr__bond_sys(tr_cx *cx, const tr__msg *m);
@@ -607,6 +659,28 @@ void tr__link_commit(tr__actor *parent, tr__ext *child, tr_ref pref,
 /* A runtime-wide unique id (monitors, correlation ids): the worker's index
  * above a per-worker count. Owner of a turn. */
 uint64_t tr__new_id(tr_cx *cx);
+
+/* ---- child.c ----------------------------------------------------------- */
+
+/* A child record for `sup`'s child number `index` of spec `cs`, with init
+ * argument arg/len. NULL without memory. Free it with tr__free if the
+ * spawn fails; once spawned, the child owns it. */
+tr__child *tr__child_new(tr_ref sup, uint32_t index, const tr_child_spec *cs,
+                         const void *arg, size_t len);
+/* Owner, from tr__finish: a supervised child's handler returned st on m;
+ * true when m is kept (to be retried after a restart): the caller must
+ * not answer or free it. */
+bool tr__child_finish(tr_cx *cx, tr__msg *m, tr_status st);
+/* Owner: the child is ending (TR__L_ENDING): true when it lives on
+ * instead (resumed, or terminated and waiting for its restart). */
+bool tr__child_intercept(tr_cx *cx);
+/* Owner: TR__SYS_RESTART, TR__SYS_CLOSE, TR__SYS_DRAIN. */
+void tr__child_sys(tr_cx *cx, const tr__msg *m);
+/* Owner, from the turn, child up and nothing awaited: the message to
+ * handle again (its retry), or NULL. */
+tr__msg *tr__child_retry(tr_cx *cx);
+/* Owner, ending: tells the supervisor, drops a kept message. */
+void tr__child_end(tr_cx *cx);
 
 /* ---- send.c ------------------------------------------------------------ */
 

@@ -76,10 +76,9 @@ drop_link(tr__ext *x, tr_ref r)
     return true;
 }
 
-/* Sends a notice user message (TR_MSG_EXIT, TR_MSG_DOWN) to `to` past its
- * capacity; one to an actor that is gone vanishes. Any thread. */
-static void
-notice(tr_runtime *rt, tr_ref to, uint32_t type, const void *data, size_t len)
+void
+tr__notice(tr_runtime *rt, tr_ref to, uint32_t type, const void *data,
+           size_t len)
 {
     tr__actor *a = tr__lookup(rt, to);
     tr__msg *m;
@@ -110,7 +109,7 @@ down(tr_runtime *rt, tr_ref watcher, uint64_t id, tr_ref who,
 {
     tr_down d = {{id}, who, *why};
 
-    notice(rt, watcher, TR_MSG_DOWN, &d, sizeof d);
+    tr__notice(rt, watcher, TR_MSG_DOWN, &d, sizeof d);
 }
 
 /* Sends an exit signal on the system lane; to an actor that is gone it
@@ -327,7 +326,7 @@ tr__bond_sys(tr_cx *cx, const tr__msg *m)
         } else if (x != NULL && x->trap) {
             tr_exit_msg e = {s.from, s.reason};
 
-            notice(cx->rt, tr_self(cx), TR_MSG_EXIT, &e, sizeof e);
+            tr__notice(cx->rt, tr_self(cx), TR_MSG_EXIT, &e, sizeof e);
         } else if (s.reason.kind != TR_EXIT_NORMAL) {
             tr__exit_with(cx, &s.reason);
         }

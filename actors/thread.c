@@ -125,7 +125,7 @@ tr__thread_open(tr_thread *t, tr_runtime *rt, tr__actor *parent,
     t->cx.rt = rt;
     /* The box is the actor's state (its end frees it): how the trampoline
      * finds nothing but the actor, and the consumer finds its handle. */
-    st = tr__spawn(rt, parent, &t->beh, &o, TR__L_THREAD, box, &t->ref);
+    st = tr__spawn(rt, parent, &t->beh, &o, TR__L_THREAD, box, NULL, &t->ref);
     if (st != TR_OK) {
         tr__free(box);
         return st;

@@ -65,6 +65,9 @@ typedef void (*tr_free_fn)(void *buf);
 /* An actor this one monitors has ended (tr_monitor_actor()); payload:
  * tr_down. Exactly one per monitor, none after tr_demonitor(). */
 #define TR_MSG_DOWN (TR_MSG_RESERVED + 7u)
+/* A supervised child's news to its supervisor (the supervision module's;
+ * user actors never see it). */
+#define TR_MSG_CHILD (TR_MSG_RESERVED + 8u)
 
 /* Why an actor ended. */
 typedef enum tr_exit_kind {

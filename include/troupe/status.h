@@ -50,7 +50,9 @@
        "the actor finished handling the request without replying")             \
     XX(ECYCLE, -4009,                                                          \
        "the ask would close a cycle of actors awaiting each "                  \
-       "other")
+       "other")                                                                \
+    XX(EPOISON, -4011,                                                         \
+       "the message was quarantined: its handler failed on it every time")
 
 typedef enum tr_status {
 #define TR__STATUS_ENUM(name, value, msg) TR_##name = (value),
