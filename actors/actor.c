@@ -115,8 +115,8 @@ tr__msg_cache_drain(tr__local *l)
 
 /* ---- Behaviors --------------------------------------------------------- */
 
-static const tr_handler *
-find_row(const tr_behavior *b, uint32_t type)
+const tr_handler *
+tr__find_row(const tr_behavior *b, uint32_t type)
 {
     for (uint32_t i = 0; i < b->nhandlers; i++) {
         if (b->handlers[i].type == type) {
@@ -185,7 +185,7 @@ tr__spawn(tr_runtime *rt, tr__actor *parent, const tr_behavior *b,
         (o->arg == NULL && o->arg_len > 0) || (o->link && parent == NULL)) {
         return TR_EINVAL;
     }
-    init = find_row(b, TR_MSG_INIT);
+    init = tr__find_row(b, TR_MSG_INIT);
     if ((init == NULL && o->arg_len > 0) ||
         (init != NULL && init->size != TR_SIZE_ANY &&
          init->size != o->arg_len)) {
@@ -257,7 +257,7 @@ tr__spawn(tr_runtime *rt, tr__actor *parent, const tr_behavior *b,
     m->from = parent ? tr__ref_of(rt, parent) : TR_NOREF;
     m->to = tr__ref_of(rt, a);
     *out = m->to;
-    if (ext != NULL) {
+    if (o->link) {
         /* Both sides before it runs: its end, even in init, signals us. */
         tr__link_commit(parent, ext, m->from, m->to);
     }
@@ -408,7 +408,7 @@ void
 tr__run_init(tr_cx *cx, tr__msg *m)
 {
     tr__actor *a = cx->self;
-    const tr_handler *init = find_row(a->beh, TR_MSG_INIT);
+    const tr_handler *init = tr__find_row(a->beh, TR_MSG_INIT);
     uint32_t type = m->type;
     tr_status st = TR_OK;
 
@@ -433,7 +433,7 @@ tr__run_terminate(tr_cx *cx)
     const tr_handler *term;
 
     if (a->lflags & TR__L_INITED) {
-        term = find_row(a->beh, TR_MSG_TERMINATE);
+        term = tr__find_row(a->beh, TR_MSG_TERMINATE);
         if (term != NULL) {
             cx->msg = NULL;
             (void)term->fn(cx, a->state, &cx->reason);
@@ -616,9 +616,9 @@ dispatch(tr_cx *cx, tr__msg *m)
     if (!tr__accept(cx, m)) {
         return false;
     }
-    row = find_row(a->beh, m->type);
+    row = tr__find_row(a->beh, m->type);
     if (row == NULL) {
-        row = find_row(a->beh, TR_MSG_UNHANDLED);
+        row = tr__find_row(a->beh, TR_MSG_UNHANDLED);
         if (row == NULL) {
             tr__dead_letter(cx->rt, m, TR_EUNHANDLED);
             return false;

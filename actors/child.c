@@ -41,13 +41,14 @@ tr__child_new(tr_ref sup, uint32_t index, const tr_child_spec *cs,
     return c;
 }
 
+/* A TR_MSG_CHILD notice about this child, to `to`. */
 static void
-note(tr_cx *cx, uint32_t what, uint32_t directive)
+note(tr_cx *cx, tr_ref to, uint32_t what, uint32_t directive)
 {
     tr__child *c = cx->self->ext->child;
     tr__child_note n = {tr_self(cx), c->index, what, directive, cx->reason};
 
-    tr__notice(cx->rt, c->sup, TR_MSG_CHILD, &n, sizeof n);
+    tr__notice(cx->rt, to, TR_MSG_CHILD, &n, sizeof n);
 }
 
 /* Drops the kept message: dead-lettered with `why` (its asker answered). */
@@ -147,7 +148,7 @@ tr__child_intercept(tr_cx *cx)
         terminate(cx);
         a->lflags &= (uint8_t)~TR__L_ENDING;
         c->down = true;
-        note(cx, TR__CHILD_DOWN, TR_RESTART);
+        note(cx, c->sup, TR__CHILD_DOWN, TR_RESTART);
         return true;
     default: /* TR_STOP, TR_ESCALATE */
         drop_kept(cx, TR_EFAILED);
@@ -191,6 +192,12 @@ tr__child_sys(tr_cx *cx, const tr__msg *m)
         break;
     default: /* TR__SYS_DRAIN */
         tr__mbox_close_user(&a->mb);
+        if (tr__find_row(a->beh, TR_MSG_CHILD) != NULL && !c->down) {
+            /* A supervisor: it stops its own children first, and ends
+             * (TR_EXIT_SHUTDOWN) when they are gone. */
+            note(cx, tr_self(cx), TR__CHILD_DRAIN, 0);
+            break;
+        }
         c->draining = true;
         if (c->down) {
             tr__exit_with(cx, &drained); /* nothing runs to drain */
@@ -216,5 +223,5 @@ tr__child_end(tr_cx *cx)
     tr__child *c = cx->self->ext->child;
 
     drop_kept(cx, TR_EDEAD);
-    note(cx, TR__CHILD_ENDED, c->directive);
+    note(cx, c->sup, TR__CHILD_ENDED, c->directive);
 }

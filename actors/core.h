@@ -104,6 +104,9 @@ typedef struct tr__thread_waiter {
     _Atomic uint32_t refs;  /* the waiting thread + each record */
 } tr__thread_waiter;
 
+/* Drops one reference to tw; the last one frees it. Any thread. */
+void tr__thread_waiter_put(tr__thread_waiter *tw);
+
 typedef struct tr__waiter {
     tr__mnode node;
     tr_ref actor;              /* a muted actor, or TR_NOREF */
@@ -195,6 +198,8 @@ struct tr__child {
 enum {
     TR__CHILD_DOWN = 1, /* failed, terminated, waiting for TR__SYS_RESTART */
     TR__CHILD_ENDED,    /* gone for good */
+    TR__CHILD_DRAIN,    /* to a supervisor itself: its own supervisor
+                           drains it; it stops its children, then ends */
 };
 typedef struct tr__child_note {
     tr_ref child;
@@ -544,6 +549,9 @@ bool tr__accept(tr_cx *cx, tr__msg *m);
 void tr__finish(tr_cx *cx, tr__msg *m, tr_status st);
 
 void tr__run(void *ctx, tr__worker *w, tr__task *item);
+
+/* The behavior's row for `type`, or NULL. */
+const tr_handler *tr__find_row(const tr_behavior *b, uint32_t type);
 
 /* Spawns as tr_spawn does, with the actor's lflags set to `lflags` from the
  * start and `given` (NULL: a zeroed block of the behavior's size) as its

@@ -7,8 +7,8 @@
 
 /* ---- Waiters ----------------------------------------------------------- */
 
-static void
-thread_waiter_put(tr__thread_waiter *tw)
+void
+tr__thread_waiter_put(tr__thread_waiter *tw)
 {
     /* acq_rel: the last one out frees; acquire sees the other's writes. */
     if (atomic_fetch_sub_explicit(&tw->refs, 1, memory_order_acq_rel) == 1) {
@@ -30,7 +30,7 @@ tr__wake_chain(tr_runtime *rt, tr__mnode **chain, uint32_t max)
             /* release: the waiter's futex load (acquire) then retries. */
             atomic_store_explicit(&rec->thread->futex, 1, memory_order_release);
             tr__futex_wake(&rec->thread->futex, 1);
-            thread_waiter_put(rec->thread);
+            tr__thread_waiter_put(rec->thread);
         } else {
             tr__actor *x = tr__lookup(rt, rec->actor);
 
@@ -219,7 +219,7 @@ deliver_blocking(tr_runtime *rt, tr__actor *a, tr__msg *m)
             tr__futex_wait(&tw->futex, 0, deadline - now);
         }
     }
-    thread_waiter_put(tw);
+    tr__thread_waiter_put(tw);
     return st;
 }
 
