@@ -571,6 +571,7 @@ call(tr_cx *cx, const tr_handler *row, tr__msg *m)
         }
         x->kind = TR__AW_NONE;
         x->ready = false;
+        TR__COUNT(cx->rt, awaiting, (uint64_t)-1);
         tr__waits_reset(a);
     }
     tr__finish(cx, m, st);

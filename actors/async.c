@@ -135,6 +135,7 @@ suspend(tr_cx *cx, tr__ext *x, tr__await_kind kind, uint32_t point,
     x->point = point;
     x->deadline = deadline;
     cx->await = TR_PENDING;
+    TR__COUNT(cx->rt, awaiting, 1);
     return TR_PENDING;
 }
 
@@ -525,6 +526,7 @@ tr__await_take(tr_cx *cx, tr__msg **m, const tr_handler **row)
     }
     x->ready = false;
     x->kind = TR__AW_NONE;
+    TR__COUNT(cx->rt, awaiting, (uint64_t)-1);
     tr__waits_reset(cx->self);
     cx->point = x->point;
     cx->await = x->status;
@@ -555,6 +557,9 @@ tr__ext_end(tr_cx *cx)
 
     if (x == NULL) {
         return;
+    }
+    if (x->kind != TR__AW_NONE) {
+        TR__COUNT(cx->rt, awaiting, (uint64_t)-1);
     }
     if (x->msg != NULL) {
         /* Ended while suspended: its asker learns now. */

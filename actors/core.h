@@ -291,6 +291,10 @@ typedef struct tr__local {
     _Atomic uint64_t late_replies;
     _Atomic uint64_t unanswered;
     _Atomic uint64_t shed;
+    /* Handlers suspended in an await, as +1 at the await and -1 when it
+     * ends (on any worker: only the sum over workers means anything);
+     * shutdown's drain waits for them. */
+    _Atomic uint64_t awaiting;
     _Atomic uint64_t spawned;
     _Atomic uint64_t jobs_run;      /* blocking.c */
     _Atomic uint64_t jobs_canceled; /* blocking.c */
@@ -369,6 +373,14 @@ struct tr_runtime {
 
     pthread_mutex_t life_lock; /* serializes shutdown */
     pthread_cond_t life_cond;  /* signalled as actors end */
+    /* Actors that stop in an orderly way when the runtime shuts down (top
+     * supervisors started from outside), with the message type that asks
+     * them to. Under life_lock. */
+    struct tr__root {
+        tr_ref ref;
+        uint32_t stop_type;
+    } * roots;
+    uint32_t nroots, caproots;
 
     /* The blocking pool, created on first use under life_lock (release
      * store; submitters acquire). NULL until then. */
@@ -433,6 +445,12 @@ void tr__count_outside(tr_runtime *rt, size_t field_offset, uint64_t n);
             tr__count_outside((rt), offsetof(tr__local, field), (n));          \
         }                                                                      \
     } while (0)
+
+/* Registers / forgets an actor that shutdown asks to stop itself (a
+ * message of `stop_type`, from the runtime) before its drain deadline, so
+ * it can stop what it runs in order. Any thread. */
+tr_status tr__root_add(tr_runtime *rt, tr_ref ref, uint32_t stop_type);
+void tr__root_del(tr_runtime *rt, tr_ref ref);
 
 /* Formats a log line and passes it to tr_config.log_fn (or stderr). Any
  * thread. */

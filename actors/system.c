@@ -306,6 +306,43 @@ tr_runtime_stats(tr_runtime *rt, tr_stats *out)
     return TR_OK;
 }
 
+tr_status
+tr__root_add(tr_runtime *rt, tr_ref ref, uint32_t stop_type)
+{
+    tr_status st = TR_OK;
+
+    pthread_mutex_lock(&rt->life_lock);
+    if (rt->nroots == rt->caproots) {
+        uint32_t cap = rt->caproots ? rt->caproots * 2 : 4;
+        struct tr__root *r = tr__realloc(rt->roots, cap * sizeof *r);
+
+        if (r == NULL) {
+            st = TR_ENOMEM;
+        } else {
+            rt->roots = r;
+            rt->caproots = cap;
+        }
+    }
+    if (st == TR_OK) {
+        rt->roots[rt->nroots++] = (struct tr__root){ref, stop_type};
+    }
+    pthread_mutex_unlock(&rt->life_lock);
+    return st;
+}
+
+void
+tr__root_del(tr_runtime *rt, tr_ref ref)
+{
+    pthread_mutex_lock(&rt->life_lock);
+    for (uint32_t i = 0; i < rt->nroots; i++) {
+        if (tr_ref_eq(rt->roots[i].ref, ref)) {
+            rt->roots[i] = rt->roots[--rt->nroots];
+            break;
+        }
+    }
+    pthread_mutex_unlock(&rt->life_lock);
+}
+
 uint32_t
 tr__depth(tr_runtime *rt, tr_ref r)
 {
@@ -596,10 +633,17 @@ wait_none_alive(tr_runtime *rt)
     pthread_mutex_unlock(&rt->life_lock);
 }
 
+/* A timer set by tr_send_after/tr_send_every (not an actor's own). */
+static bool
+user_timer(void *ud)
+{
+    return ((tr__msg *)ud)->type != TR__SYS_TIMEOUT;
+}
+
 tr_status
 tr_runtime_shutdown(tr_runtime *rt, uint32_t drain_ms)
 {
-    uint64_t deadline;
+    uint64_t deadline, dropped;
     uint32_t i, high;
     tr__worker *w = tr__worker_self();
     tr_reason why = {TR_EXIT_SHUTDOWN, 0, "runtime shutdown"};
@@ -625,13 +669,35 @@ tr_runtime_shutdown(tr_runtime *rt, uint32_t drain_ms)
     atomic_store_explicit(&rt->state, TR__RT_DRAINING, memory_order_seq_cst);
     pthread_mutex_unlock(&rt->life_lock);
 
-    tr__timers_stop(rt->timers);
+    /* Users' timers are canceled; actors' await timers go on, so that
+     * awaiting handlers finish while the runtime drains. */
+    tr__timers_cancel_if(rt->timers, user_timer);
     deadline = tr__now_ns() + (uint64_t)drain_ms * 1000000u;
-    /* Drain: until every worker is parked with nothing queued, twice in a
-     * row a millisecond apart (a message in flight between two actors shows
-     * up as a queued actor in between), or the deadline. */
+    dropped = counter_sum(rt, offsetof(tr__local, dead_letters));
+    /* Supervisors stop their trees in order: drained, reverse start order
+     * (within the same deadline). */
+    pthread_mutex_lock(&rt->life_lock);
+    for (i = 0; drain_ms > 0 && i < rt->nroots; i++) {
+        tr__msg *m = tr__lookup(rt, rt->roots[i].ref) != NULL
+                         ? tr__msg_new(rt, 0)
+                         : NULL;
+
+        if (m != NULL) {
+            m->type = rt->roots[i].stop_type;
+            m->to = rt->roots[i].ref;
+            (void)tr__deliver(rt, NULL, m, TR__TRY);
+        }
+    }
+    pthread_mutex_unlock(&rt->life_lock);
+    /* Drain: until every worker is parked with nothing queued and no
+     * handler awaits anything, twice in a row a millisecond apart (a
+     * message in flight between two actors shows up as a queued actor in
+     * between), or the deadline. */
     for (int quiet = 0; quiet < 2 && tr__now_ns() < deadline;) {
-        quiet = tr__exec_idle(rt->exec) ? quiet + 1 : 0;
+        quiet = tr__exec_idle(rt->exec) &&
+                        counter_sum(rt, offsetof(tr__local, awaiting)) == 0
+                    ? quiet + 1
+                    : 0;
         usleep(1000);
     }
     atomic_store_explicit(&rt->state, TR__RT_STOPPING, memory_order_seq_cst);
@@ -650,6 +716,14 @@ tr_runtime_shutdown(tr_runtime *rt, uint32_t drain_ms)
         }
     }
     wait_none_alive(rt);
+    dropped = counter_sum(rt, offsetof(tr__local, dead_letters)) - dropped;
+    if (dropped > 0) {
+        tr__log(rt, TR_LOG_INFO,
+                "shutdown: %llu message(s) could not be delivered or handled "
+                "(see dead letters)",
+                (unsigned long long)dropped);
+    }
+    tr__timers_stop(rt->timers);
     tr__io_stop(rt);
     tr__pool_join(rt);
     tr__watchdog_stop(rt);
@@ -709,6 +783,7 @@ tr_runtime_destroy(tr_runtime **rtp)
     pthread_mutex_destroy(&rt->dl_lock);
     pthread_mutex_destroy(&rt->table_lock);
     tr__free(rt->free_ring);
+    tr__free(rt->roots);
     tr__free_aligned(rt->wc);
     tr__free(rt->chunks);
     tr__free_aligned(rt);

@@ -276,6 +276,22 @@ tr__timers_stop(tr__timers *t)
 }
 
 void
+tr__timers_cancel_if(tr__timers *t, bool (*pred)(void *ud))
+{
+    pthread_mutex_lock(&t->lock);
+    /* By entry, not by heap position: removals reorder the heap, and an
+     * entry's heap_at stays right through them. */
+    for (uint32_t e = 0; e < t->nentries; e++) {
+        if (t->entries[e].heap_at != UINT32_MAX && pred(t->entries[e].ud)) {
+            heap_remove(t, t->entries[e].heap_at);
+            release_entry(t, e);
+        }
+    }
+    pthread_cond_signal(&t->cond);
+    pthread_mutex_unlock(&t->lock);
+}
+
+void
 tr__timers_free(tr__timers *t)
 {
     if (t == NULL) {

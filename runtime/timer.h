@@ -29,6 +29,10 @@ tr_status tr__timers_add(tr__timers *t, uint32_t delay_ms, uint32_t period_ms,
 /* Errors: TR_ENOENT (fired, canceled or unknown). */
 tr_status tr__timers_cancel(tr__timers *t, uint64_t id);
 
+/* Cancels the timers whose payload `pred` accepts (releasing them); the
+ * others go on. pred runs under the timers' lock: it must not call back. */
+void tr__timers_cancel_if(tr__timers *t, bool (*pred)(void *ud));
+
 /* Cancels every timer (releasing payloads) and joins the thread. Idempotent. */
 void tr__timers_stop(tr__timers *t);
 void tr__timers_free(tr__timers *t);

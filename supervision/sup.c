@@ -182,9 +182,11 @@ stop_next(tr_cx *cx, sup_state *self)
             return;
         }
         if (tr_send_after(cx, tr_self(cx), SUP_STOP_DUE, &d, sizeof d, ms,
-                          NULL) != TR_OK) {
+                          NULL) == TR_ENOMEM) {
             (void)tr_kill(cx, k->ref); /* no timer: no grace either */
         }
+        /* TR_ESHUTDOWN: the runtime is shutting down; its drain deadline
+         * bounds the grace. */
     }
 }
 
@@ -572,6 +574,7 @@ static tr_status
 sup_terminate(tr_cx *cx, sup_state *self, const tr_reason *why)
 {
     (void)why;
+    tr__root_del(cx->rt, tr_self(cx));
     for (uint32_t i = 0; i < self->n; i++) {
         if (self->kids[i].live) {
             (void)tr_kill(cx, self->kids[i].ref);
@@ -656,6 +659,12 @@ tr_sup_start_rt(tr_runtime *rt, const tr_sup_spec *spec, tr_ref *out)
         return TR_EFAILED;
     }
     if (st == TR_OK) {
+        /* A top supervisor: shutdown stops its tree in order. */
+        st = tr__root_add(rt, r, SUP_STOP);
+        if (st != TR_OK) {
+            (void)tr_kill(rt, r);
+            return st;
+        }
         *out = r;
     }
     return st;

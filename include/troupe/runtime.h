@@ -130,11 +130,14 @@ TR_EXTERN TR_NODISCARD tr_status tr_runtime_new(tr_runtime **out,
                                                 const tr_config *cfg);
 
 /* Shuts the runtime down: from now on sends and spawns from outside threads
- * fail with TR_ESHUTDOWN and timers are canceled; actors go on handling what
- * is queued until every actor is idle or `drain_ms` passes; then every
+ * fail with TR_ESHUTDOWN and the timers of tr_send_after/tr_send_every are
+ * canceled; supervisors started from outside stop their trees in order
+ * (tr_sup_stop: each child drained, in reverse start order); actors go on
+ * handling what is queued, and awaiting handlers go on awaiting, until
+ * every actor is idle with nothing awaited, or `drain_ms` passes; then every
  * actor is stopped with reason TR_EXIT_SHUTDOWN (its terminate hook runs
- * exactly once; messages still queued go to dead letters). drain_ms 0
- * stops them at once. Returns when the last actor is gone and the workers
+ * exactly once; messages still queued go to dead letters, and one log line
+ * at TR_LOG_INFO counts them). drain_ms 0 stops them at once. Returns when the last actor is gone and the workers
  * have exited. Calling it again returns TR_OK once the first call is done
  * (a call made while another runs waits for it).
  * Errors: TR_EINVAL (rt NULL), TR_ESTATE (called from a handler).

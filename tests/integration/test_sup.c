@@ -477,6 +477,34 @@ test_stop_drains_in_reverse(void **state)
     TR_ASSERT_STATUS(tr_send(g_rt, r[0], MSG_INC, NULL, 0), TR_EDEAD);
 }
 
+/* Runtime shutdown stops a top supervisor's tree the same way: drained,
+ * in reverse order, within the drain time. */
+static void
+test_runtime_shutdown_drains_tree(void **state)
+{
+    tr_child_spec cs[3] = {kid(0, TR_PERMANENT), kid(1, TR_PERMANENT),
+                           kid(2, TR_PERMANENT)};
+    tr_sup_spec spec = {.children = cs, .nchildren = 3};
+    tr_ref sup, r[3];
+    uint32_t nap = 20;
+
+    (void)state;
+    reset();
+    g_rt = it_runtime(2, NULL);
+    TR_ASSERT_OK(tr_sup_start(g_rt, &spec, &sup));
+    assert_int_equal(children(sup, r, 3), 3);
+    for (int i = 0; i < 3; i++) {
+        TR_ASSERT_OK(tr_send(g_rt, r[i], MSG_NAP, &nap, sizeof nap));
+        bump(r[i], 10);
+    }
+    TR_ASSERT_OK(tr_runtime_shutdown(g_rt, 10000));
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(IT_LOAD(g_incs[i]), 10);
+        assert_int_equal(IT_LOAD(g_order[i]), 3 - i);
+    }
+    assert_int_equal(it_stats(g_rt).dead_letters, 0);
+}
+
 static void
 test_stop_refuses_and_kills_after_grace(void **state)
 {
@@ -581,6 +609,7 @@ main(void)
         IT_TEST(test_poison_quarantine),
         IT_TEST(test_stop_drains_in_reverse),
         IT_TEST(test_stop_refuses_and_kills_after_grace),
+        IT_TEST(test_runtime_shutdown_drains_tree),
         IT_TEST(test_dynamic_children),
         IT_TEST(test_walk_and_bad_specs),
     };
