@@ -219,9 +219,16 @@ on_release(void *data)
 {
     wrec *w = (wrec *)(void *)((char *)data - offsetof(wrec, payload));
     tr__io *io = w->io;
+    tr_cx *cx = tr__current_cx(io->rt);
     uint64_t old, next;
     uint32_t again;
 
+    if (cx != NULL && (cx->self->lflags & TR__L_ENDING)) {
+        /* Its owner is ending (it exited in the handler): no re-arm, no
+         * follow-up; its end removes the watch. */
+        rec_drop(io, w);
+        return;
+    }
     pthread_mutex_lock(&w->lock);
     /* acquire: pairs with the reactor's CAS, so pending bits are current. */
     old = atomic_load_explicit(&w->state, memory_order_acquire);
