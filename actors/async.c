@@ -263,6 +263,7 @@ tr__await_send_request(tr_cx *cx, uint32_t point, tr__msg *m, void *reply,
                        size_t reply_len)
 {
     tr__ext *x = cx->self->ext;
+    uint64_t deadline = m->deadline; /* m is the receiver's once sent */
     tr_status st;
 
     x->target = m->to;
@@ -276,7 +277,7 @@ tr__await_send_request(tr_cx *cx, uint32_t point, tr__msg *m, void *reply,
         tr__waits_reset(cx->self);
         return cx->await = st;
     }
-    return suspend(cx, x, TR__AW_ASK, point, m->deadline);
+    return suspend(cx, x, TR__AW_ASK, point, deadline);
 }
 
 tr_status

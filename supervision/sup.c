@@ -62,6 +62,13 @@ typedef struct sup_state {
     bool stopping;
     int64_t cursor; /* the child being stopped, in reverse order */
     tr_reason why;  /* why the supervisor ends once they are gone */
+    /* Dynamic children come and go by the thousand: free entries are a
+     * stack, and a child is found by its ref through a hash of its slot
+     * (open addressing; 0 empty, UINT32_MAX deleted, else index + 1). */
+    uint32_t *free_ids;
+    uint32_t nfree, capfree;
+    uint32_t *map;
+    uint32_t mapcap, mapused;
 } sup_state;
 
 static uint32_t
@@ -79,6 +86,8 @@ period_ms(const tr_sup_spec *s)
 /* ---- Children ---------------------------------------------------------- */
 
 static const tr_behavior *child_behavior(const tr_child_spec *cs);
+static bool map_put(sup_state *self, uint32_t index);
+static void gone(sup_state *self, kid *k);
 
 static tr_status
 start_kid(tr_cx *cx, sup_state *self, uint32_t i)
@@ -106,21 +115,103 @@ start_kid(tr_cx *cx, sup_state *self, uint32_t i)
     k->live = true;
     k->up_ns = tr__now_ns();
     self->live++;
+    if (!map_put(self, i)) {
+        (void)tr_kill(cx, k->ref); /* its end finds no entry: ignored */
+        gone(self, k);
+        return TR_ENOMEM;
+    }
     return TR_OK;
+}
+
+static bool
+grow_free(sup_state *self)
+{
+    uint32_t cap = self->capfree ? self->capfree * 2 : 16;
+    uint32_t *f = tr__realloc(self->free_ids, cap * sizeof *f);
+
+    if (f == NULL) {
+        return false;
+    }
+    self->free_ids = f;
+    self->capfree = cap;
+    return true;
+}
+
+static uint32_t
+slot_hash(tr_ref r, uint32_t cap)
+{
+    return (uint32_t)((r.slot_ * UINT64_C(0x9e3779b97f4a7c15)) >> 32) &
+           (cap - 1);
+}
+
+/* The map's position of `ref`, or of the free cell where it would go. */
+static uint32_t
+map_find(const sup_state *self, tr_ref ref)
+{
+    uint32_t i = slot_hash(ref, self->mapcap), tomb = UINT32_MAX;
+
+    for (;; i = (i + 1) & (self->mapcap - 1)) {
+        uint32_t v = self->map[i];
+
+        if (v == 0) {
+            return tomb != UINT32_MAX ? tomb : i;
+        }
+        if (v == UINT32_MAX) {
+            tomb = tomb == UINT32_MAX ? i : tomb;
+        } else if (tr_ref_eq(self->kids[v - 1].ref, ref)) {
+            return i;
+        }
+    }
+}
+
+static bool
+map_put(sup_state *self, uint32_t index)
+{
+    if ((self->mapused + 1) * 2 > self->mapcap) {
+        uint32_t *old = self->map, oldcap = self->mapcap;
+
+        self->mapcap = oldcap ? oldcap * 2 : 64;
+        self->map = tr__calloc(self->mapcap, sizeof *self->map);
+        if (self->map == NULL) {
+            self->map = old;
+            self->mapcap = oldcap;
+            return false;
+        }
+        self->mapused = 0;
+        for (uint32_t i = 0; i < oldcap; i++) {
+            if (old[i] != 0 && old[i] != UINT32_MAX) {
+                self->map[map_find(self, self->kids[old[i] - 1].ref)] = old[i];
+                self->mapused++;
+            }
+        }
+        tr__free(old);
+    }
+    self->map[map_find(self, self->kids[index].ref)] = index + 1;
+    self->mapused++; /* deleted cells count as used until a rehash */
+    return true;
+}
+
+static void
+map_del(sup_state *self, tr_ref ref)
+{
+    uint32_t i;
+
+    if (self->mapcap == 0) {
+        return;
+    }
+    i = map_find(self, ref);
+    if (self->map[i] != 0 && self->map[i] != UINT32_MAX) {
+        self->map[i] = UINT32_MAX; /* deleted: probes go on past it */
+    }
 }
 
 /* A free entry (reusing one a gone dynamic child left), or NULL. */
 static kid *
 new_entry(sup_state *self, uint32_t *index)
 {
-    for (uint32_t i = 0;
-         i < self->n && self->spec->strategy == TR_SIMPLE_ONE_FOR_ONE; i++) {
-        /* Dynamic children end in any order; entries are reused. The scan
-         * stops at the first free one, which a free count makes rare. */
-        if (!self->kids[i].live && self->live < self->n) {
-            *index = i;
-            return &self->kids[i];
-        }
+    if (self->nfree > 0) {
+        *index = self->free_ids[--self->nfree];
+        return &self->kids[*index];
     }
     if (self->n == self->cap) {
         uint32_t cap = self->cap ? self->cap * 2 : 8;
@@ -142,6 +233,13 @@ gone(sup_state *self, kid *k)
     if (k->live) {
         k->live = false;
         self->live--;
+        map_del(self, k->ref);
+        /* A dynamic child's entry is reused (unless no memory for the
+         * stack: then it is just not). */
+        if (self->spec->strategy == TR_SIMPLE_ONE_FOR_ONE &&
+            (self->nfree < self->capfree || grow_free(self))) {
+            self->free_ids[self->nfree++] = (uint32_t)(k - self->kids);
+        }
     }
     tr__free(k->arg);
     k->arg = NULL;
@@ -153,6 +251,15 @@ kid_of(sup_state *self, uint32_t index, tr_ref ref)
     kid *k = index < self->n ? &self->kids[index] : NULL;
 
     return k != NULL && k->live && tr_ref_eq(k->ref, ref) ? k : NULL;
+}
+
+/* The live child of ref, or NULL. */
+static kid *
+kid_by_ref(sup_state *self, tr_ref ref)
+{
+    uint32_t v = self->mapcap ? self->map[map_find(self, ref)] : 0;
+
+    return v != 0 && v != UINT32_MAX ? kid_of(self, v - 1, ref) : NULL;
 }
 
 /* ---- Stopping ---------------------------------------------------------- */
@@ -338,6 +445,7 @@ child_ended(tr_cx *cx, sup_state *self, uint32_t i, const tr__child_note *n)
         /* Killed from outside: a new actor in its place (a new ref). */
         self->live--;
         k->live = false;
+        map_del(self, k->ref);
         k->restarts++;
         if (!count_restart(self)) {
             tr_reason r = {TR_EXIT_FAILED, TR_ELIMIT,
@@ -493,25 +601,23 @@ sup_start_child(tr_cx *cx, sup_state *self, const void *arg)
 static tr_status
 sup_stop_child(tr_cx *cx, sup_state *self, const tr_ref *ref)
 {
-    for (uint32_t i = 0; i < self->n; i++) {
-        kid *k = &self->kids[i];
+    kid *k = kid_by_ref(self, *ref);
+    uint32_t ms;
+    due d;
 
-        if (k->live && tr_ref_eq(k->ref, *ref)) {
-            uint32_t ms =
-                k->spec->shutdown_ms ? k->spec->shutdown_ms : DEFAULT_SHUT_MS;
-            due d = {i, k->ref};
-
-            k->state = TR_CHILD_STOPPING;
-            if (ms == TR_BRUTAL_KILL ||
-                tr__send_sys(cx->rt, k->ref, TR__SYS_DRAIN, NULL, 0) != TR_OK ||
-                tr_send_after(cx, tr_self(cx), SUP_STOP_DUE, &d, sizeof d, ms,
-                              NULL) != TR_OK) {
-                (void)tr_kill(cx, k->ref);
-            }
-            return tr_reply(cx, NULL, 0);
-        }
+    if (k == NULL) {
+        return tr_reply_error(cx, TR_ENOENT);
     }
-    return tr_reply_error(cx, TR_ENOENT);
+    ms = k->spec->shutdown_ms ? k->spec->shutdown_ms : DEFAULT_SHUT_MS;
+    d = (due){(uint32_t)(k - self->kids), k->ref};
+    k->state = TR_CHILD_STOPPING;
+    if (ms == TR_BRUTAL_KILL ||
+        tr__send_sys(cx->rt, k->ref, TR__SYS_DRAIN, NULL, 0) != TR_OK ||
+        tr_send_after(cx, tr_self(cx), SUP_STOP_DUE, &d, sizeof d, ms, NULL) !=
+            TR_OK) {
+        (void)tr_kill(cx, k->ref);
+    }
+    return tr_reply(cx, NULL, 0);
 }
 
 static tr_status
@@ -583,6 +689,8 @@ sup_terminate(tr_cx *cx, sup_state *self, const tr_reason *why)
     }
     tr__free(self->kids);
     tr__free(self->hist);
+    tr__free(self->free_ids);
+    tr__free(self->map);
     return TR_OK;
 }
 

@@ -199,6 +199,7 @@ strategy_case(tr_strategy strategy)
             assert_int_equal(IT_LOAD(g_inits[i]), 1);
         }
     }
+    tr_runtime_destroy(&g_rt); /* before its specs go */
     return mask;
 }
 
@@ -207,6 +208,8 @@ test_one_for_one(void **state)
 {
     (void)state;
     assert_int_equal(strategy_case(TR_ONE_FOR_ONE), 0x2);
+    /* the specs live on this stack: the runtime goes first */
+    tr_runtime_destroy(&g_rt);
 }
 
 static void
@@ -214,6 +217,8 @@ test_one_for_all(void **state)
 {
     (void)state;
     assert_int_equal(strategy_case(TR_ONE_FOR_ALL), 0x7);
+    /* the specs live on this stack: the runtime goes first */
+    tr_runtime_destroy(&g_rt);
 }
 
 static void
@@ -221,6 +226,8 @@ test_rest_for_one(void **state)
 {
     (void)state;
     assert_int_equal(strategy_case(TR_REST_FOR_ONE), 0x6);
+    /* the specs live on this stack: the runtime goes first */
+    tr_runtime_destroy(&g_rt);
 }
 
 /* restart type x end reason: restarted iff permanent, or transient and
@@ -261,6 +268,8 @@ test_restart_matrix(void **state)
             tr_runtime_destroy(&g_rt);
         }
     }
+    /* the specs live on this stack: the runtime goes first */
+    tr_runtime_destroy(&g_rt);
 }
 
 /* Intensity 2 within 10 s: two restarts are fine, the third makes the
@@ -288,6 +297,8 @@ test_intensity_boundary(void **state)
     IT_WAIT_UNTIL(it_stats(g_rt).alive == 0);
     assert_int_equal(IT_LOAD(g_inits[0]), 3); /* not a fourth time */
     assert_int_equal(IT_LOAD(g_terms[1]), 1);
+    /* the specs live on this stack: the runtime goes first */
+    tr_runtime_destroy(&g_rt);
 }
 
 /* A sub-supervisor that gives up fails; its supervisor restarts it in
@@ -318,6 +329,8 @@ test_escalation_in_a_tree(void **state)
     assert_int_equal(c.restarts, 1);
     assert_int_equal(c.supervisors, 1);
     IT_WAIT_UNTIL(children(s, &w, 1) == 1 && count(w) == 0);
+    /* the specs live on this stack: the runtime goes first */
+    tr_runtime_destroy(&g_rt);
 }
 
 /* Backoff 40 ms doubling: the first restart waits >= 40 ms, the next in a
@@ -352,6 +365,8 @@ test_backoff_holds_messages(void **state)
     /* nothing lost but the two failing messages, dead-lettered */
     assert_int_equal(it_stats(g_rt).dead_letters, 2);
     assert_int_equal(it_dl_count(MSG_FAIL, TR_EFAILED), 2);
+    /* the specs live on this stack: the runtime goes first */
+    tr_runtime_destroy(&g_rt);
 }
 
 static tr_directive
@@ -419,6 +434,8 @@ test_deciders(void **state)
     assert_int_equal(children(sup, &w, 1), 1);
     TR_ASSERT_OK(tr_send(g_rt, w, MSG_FAIL, NULL, 0));
     IT_WAIT_UNTIL(it_stats(g_rt).alive == 0);
+    /* the specs live on this stack: the runtime goes first */
+    tr_runtime_destroy(&g_rt);
 }
 
 /* retry 2: a message that always fails is handled three times, then
@@ -445,6 +462,8 @@ test_poison_quarantine(void **state)
     assert_int_equal(it_dl_count(MSG_POISON, TR_EPOISON), 1);
     bump(w, 2);
     assert_int_equal(count(w), 2); /* it goes on */
+    /* the specs live on this stack: the runtime goes first */
+    tr_runtime_destroy(&g_rt);
 }
 
 /* Stop: children end in reverse order, each after draining its queue; new
@@ -475,6 +494,8 @@ test_stop_drains_in_reverse(void **state)
         assert_int_equal(IT_LOAD(g_order[i]), 3 - i); /* 2, 1, 0 */
     }
     TR_ASSERT_STATUS(tr_send(g_rt, r[0], MSG_INC, NULL, 0), TR_EDEAD);
+    /* the specs live on this stack: the runtime goes first */
+    tr_runtime_destroy(&g_rt);
 }
 
 /* Runtime shutdown stops a top supervisor's tree the same way: drained,
@@ -503,6 +524,8 @@ test_runtime_shutdown_drains_tree(void **state)
         assert_int_equal(IT_LOAD(g_order[i]), 3 - i);
     }
     assert_int_equal(it_stats(g_rt).dead_letters, 0);
+    /* the specs live on this stack: the runtime goes first */
+    tr_runtime_destroy(&g_rt);
 }
 
 static void
@@ -529,6 +552,8 @@ test_stop_refuses_and_kills_after_grace(void **state)
     assert_int_equal(IT_LOAD(g_incs[0]), 0);
     /* the three waiting increments were dead-lettered when it was killed */
     assert_int_equal(it_dl_count(MSG_INC, TR_EDEAD), 3);
+    /* the specs live on this stack: the runtime goes first */
+    tr_runtime_destroy(&g_rt);
 }
 
 static void
@@ -560,6 +585,8 @@ test_dynamic_children(void **state)
     assert_int_equal(c.specs, 0);
     TR_ASSERT_STATUS(tr_sup_stop_child(g_rt, sup, refs[0], 5000), TR_ENOENT);
     free(refs);
+    /* the specs live on this stack: the runtime goes first */
+    tr_runtime_destroy(&g_rt);
 }
 
 static void
@@ -592,6 +619,8 @@ test_walk_and_bad_specs(void **state)
     assert_int_equal(seen[2], 2); /* workers 0 and 1 */
     TR_ASSERT_STATUS(tr_sup_start(g_rt, &bad, &sup), TR_EINVAL);
     TR_ASSERT_STATUS(tr_sup_start(g_rt, NULL, &sup), TR_EINVAL);
+    /* the specs live on this stack: the runtime goes first */
+    tr_runtime_destroy(&g_rt);
 }
 
 int
