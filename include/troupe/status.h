@@ -50,7 +50,8 @@
        "the actor finished handling the request without replying")             \
     XX(ECYCLE, -4009,                                                          \
        "the ask would close a cycle of actors awaiting each "                  \
-       "other")
+       "other")                                                                \
+    XX(EOPEN, -4010, "the circuit breaker is open")
 
 typedef enum tr_status {
 #define TR__STATUS_ENUM(name, value, msg) TR_##name = (value),

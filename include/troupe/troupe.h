@@ -11,5 +11,6 @@
 #include "troupe/actor.h"
 #include "troupe/io.h"
 #include "troupe/thread.h"
+#include "troupe/pool.h"
 
 #endif
