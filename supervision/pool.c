@@ -28,6 +28,11 @@
 
 #define MS_NS UINT64_C(1000000)
 
+/* How long the router waits before it looks again when every worker is
+ * full: the timer's resolution. Shorter is not possible; longer would
+ * leave workers idle that drained meanwhile. */
+#define FULL_WAIT_MS 1u
+
 /* What tr_pool_start() hands the router's init hook: this header, the
  * refs of the workers it started, then the workers' init argument. */
 typedef struct setup {
@@ -56,6 +61,7 @@ typedef struct router {
     uint32_t *live; /* [max]: the occupied seats; n of them */
     uint32_t n;
     uint32_t next;        /* round robin: the next index into live */
+    uint32_t pick;        /* the handled message's worker, across a wait */
     uint64_t next_check;  /* coarse ns: the resizer's next look */
     uint64_t light_since; /* coarse ns: the load is light since; 0: not */
     tr_ref ticker;        /* TR_NOREF without resizing */
@@ -403,10 +409,12 @@ refuse(tr_cx *cx, tr_status st)
     }
 }
 
-/* Hands the message being handled to the worker at live[i]. */
+/* Hands the message being handled to the worker at live[i], its age
+ * limit counted from now. */
 static void
-route_to(tr_cx *cx, router *r, uint32_t i, uint64_t deadline)
+route_to(tr_cx *cx, router *r, uint32_t i)
 {
+    uint64_t deadline = r->max_age_ns ? tr__coarse_ns() + r->max_age_ns : 0;
     tr_status st = tr__forward(cx, r->seat[r->live[i]], deadline);
 
     if (st == TR_EDEAD) {
@@ -418,30 +426,29 @@ route_to(tr_cx *cx, router *r, uint32_t i, uint64_t deadline)
     r->info.routed += st >= 0;
 }
 
-/* Round robin: the next worker with room, else the next one. */
+/* Round robin: the next worker with room; UINT32_MAX when all are full. */
 static uint32_t
 pick_round_robin(tr_cx *cx, router *r)
 {
-    uint32_t start = r->next % r->n;
+    uint32_t start = r->next;
 
     for (uint32_t k = 0; k < r->n; k++) {
         uint32_t i = (start + k) % r->n;
-        uint32_t d = live_depth(cx, r, i);
 
-        if (d < r->worker_capacity) {
+        if (live_depth(cx, r, i) < r->worker_capacity) {
             r->next = i + 1;
             return i;
         }
     }
-    r->next = start + 1;
-    return start;
+    return UINT32_MAX;
 }
 
-/* Least loaded: the fewest waiting, ties broken in turn. */
+/* Least loaded: the fewest waiting, ties broken in turn; UINT32_MAX when
+ * all are full. */
 static uint32_t
 pick_least_loaded(tr_cx *cx, router *r)
 {
-    uint32_t start = r->next % r->n, pick = start, best = UINT32_MAX;
+    uint32_t start = r->next, pick = UINT32_MAX, best = r->worker_capacity;
 
     for (uint32_t k = 0; k < r->n; k++) {
         uint32_t i = (start + k) % r->n;
@@ -456,13 +463,46 @@ pick_least_loaded(tr_cx *cx, router *r)
     return pick;
 }
 
-static tr_status
-router_route(tr_cx *cx, router *r, const void *data)
+/* Hash: the key's seat, full or not (the key must go there). A dead
+ * worker is replaced in its seat; if that fails, its seat empties and the
+ * key goes to its next seat. */
+static uint32_t
+pick_hash(tr_cx *cx, router *r, const void *data)
+{
+    uint64_t key = r->key_fn(tr_msg_type(cx), data, tr_msg_size(cx));
+    uint32_t i;
+
+    do {
+        i = tr__pool_pick_hash(key, r->live, r->n);
+    } while (live_depth(cx, r, i) == UINT32_MAX && r->n > 0);
+    return i;
+}
+
+/* The worker (index into live) for the message being handled; UINT32_MAX
+ * while every worker that could take it is full. */
+static uint32_t
+pick(tr_cx *cx, router *r, const void *data)
+{
+    if (r->n == 0) {
+        return UINT32_MAX;
+    }
+    r->next %= r->n;
+    switch (r->route) {
+    case TR_ROUTE_HASH:
+        return pick_hash(cx, r, data);
+    case TR_ROUTE_LEAST_LOADED:
+        return pick_least_loaded(cx, r);
+    default:
+        return pick_round_robin(cx, r);
+    }
+}
+
+/* Checks what comes before routing: the resizer's clock, the breaker, the
+ * routes that need no pick. False when the message is dealt with. */
+static bool
+admit(tr_cx *cx, router *r)
 {
     uint64_t now = tr__coarse_ns();
-    uint64_t deadline = r->max_age_ns ? now + r->max_age_ns : 0;
-    uint64_t key;
-    uint32_t i;
 
     if (now >= r->next_check) {
         check(cx, r, now);
@@ -470,44 +510,45 @@ router_route(tr_cx *cx, router *r, const void *data)
     if (r->breaker != NULL && tr_breaker_allow(r->breaker) != TR_OK) {
         r->info.refused++;
         refuse(cx, TR_EOPEN);
+        return false;
+    }
+    if (r->route != TR_ROUTE_BROADCAST) {
+        return true;
+    }
+    if (tr__is_request(cx->msg)) {
+        r->info.declined++;
+        (void)tr_reply_error(cx, TR_EINVAL);
+        return false;
+    }
+    for (uint32_t i = 0; i < r->n; i++) {
+        route_to(cx, r, i);
+    }
+    return false;
+}
+
+/* Routes one message. While every worker it could go to is full, it
+ * waits (a 1 ms sleep, then a new look) rather than queue behind one of
+ * them: a slow or stuck worker must not hold up the others. Meanwhile the
+ * pool takes no message, so its queue fills and producers meet its
+ * policy. A hash route waits on its key's worker instead (forwarded and
+ * held: the router is muted until it has room). */
+static tr_status
+router_route(tr_cx *cx, router *r, const void *data)
+{
+    TR_ASYNC_BEGIN(cx);
+    if (!admit(cx, r)) {
         return TR_OK;
     }
-    if (r->n == 0) {
+    while ((r->pick = pick(cx, r, data)) == UINT32_MAX && r->n > 0) {
+        r->info.waits++;
+        TR_AWAIT_SLEEP(cx, FULL_WAIT_MS);
+    }
+    if (r->pick == UINT32_MAX) {
         refuse(cx, TR_EDEAD); /* no worker could be started */
         return TR_OK;
     }
-    switch (r->route) {
-    case TR_ROUTE_BROADCAST:
-        if (tr__is_request(cx->msg)) {
-            r->info.declined++;
-            (void)tr_reply_error(cx, TR_EINVAL);
-            return TR_OK;
-        }
-        for (i = 0; i < r->n; i++) {
-            route_to(cx, r, i, deadline);
-        }
-        return TR_OK;
-    case TR_ROUTE_HASH:
-        key = r->key_fn(tr_msg_type(cx), data, tr_msg_size(cx));
-        /* A dead worker is replaced in its seat; if that fails, its seat
-         * empties and the key goes to its next seat. */
-        do {
-            i = tr__pool_pick_hash(key, r->live, r->n);
-        } while (live_depth(cx, r, i) == UINT32_MAX && r->n > 0);
-        break;
-    case TR_ROUTE_LEAST_LOADED:
-        i = pick_least_loaded(cx, r);
-        break;
-    default:
-        i = pick_round_robin(cx, r);
-        break;
-    }
-    if (i < r->n) {
-        route_to(cx, r, i, deadline);
-    } else {
-        refuse(cx, TR_EDEAD);
-    }
-    return TR_OK;
+    route_to(cx, r, r->pick);
+    TR_ASYNC_END(cx, TR_OK);
 }
 
 TR_ACTOR(tr__pool_router, router, TR_ON_BYTES(TR_MSG_INIT, router_init),

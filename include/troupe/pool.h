@@ -98,15 +98,18 @@ TR_EXTERN tr_circuit tr_breaker_state(const tr_breaker *b);
 
 /* How a pool picks the worker for a message. */
 typedef enum tr_route {
-    /* Each worker in turn, skipping workers whose mailbox is full while
-     * another has room. */
+    /* Each worker in turn, skipping workers whose mailbox is full. When
+     * all are full the pool waits until one has room (it looks again
+     * every millisecond), taking no message meanwhile. */
     TR_ROUTE_ROUND_ROBIN = 0,
-    /* The worker with the fewest messages waiting (ties: in turn). */
+    /* The worker with the fewest messages waiting (ties: in turn); when
+     * all are full, as round robin. */
     TR_ROUTE_LEAST_LOADED,
     /* The worker that key_fn's key maps to: a key always reaches the same
      * worker while that worker lives, and a worker that ends, is replaced
      * or is added moves only the keys that map to it (rendezvous hashing
-     * over the pool's seats). A full worker is waited for, not skipped. */
+     * over the pool's seats). A full worker is waited for, not skipped:
+     * the pool takes no message until it has room. */
     TR_ROUTE_HASH,
     /* A copy to every worker. Requests are declined (TR_EINVAL): there
      * would be one reply per worker. */
@@ -196,6 +199,8 @@ typedef struct tr_pool_info {
                           one per copy) */
     uint64_t refused;  /* messages the breaker refused (TR_EOPEN) */
     uint64_t declined; /* requests declined otherwise (a broadcast's) */
+    uint64_t waits;    /* times the pool found every worker full and
+                          waited before routing (1 ms each) */
     uint64_t grown;    /* workers added by the resizer */
     uint64_t shrunk;   /* workers removed by the resizer */
     uint64_t replaced; /* workers started in place of one that ended */
