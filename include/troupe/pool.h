@@ -119,8 +119,7 @@ typedef enum tr_route {
 /* Maps a message to its routing key (TR_ROUTE_HASH). Called by the pool's
  * actor for each message it routes; must not block and must not call back
  * into the runtime. */
-typedef uint64_t (*tr_pool_key_fn)(uint32_t type, const void *data,
-                                   size_t len);
+typedef uint64_t (*tr_pool_key_fn)(uint32_t type, const void *data, size_t len);
 
 /* The most workers a pool may have. */
 #define TR_POOL_MAX_WORKERS 1024u
@@ -185,7 +184,8 @@ typedef struct tr_pool_spec {
  * capacity or argument: see tr_spawn()), TR_EMSGSIZE (arg over
  * max_payload), TR_ENOMEM, TR_ELIMIT, TR_ESHUTDOWN.
  * Thread-safe: yes. */
-#define tr_pool_start(from, ...) TR__FROM(from, tr_pool_start)(from, __VA_ARGS__)
+#define tr_pool_start(from, ...)                                               \
+    TR__FROM(from, tr_pool_start)(from, __VA_ARGS__)
 TR_EXTERN tr_status tr_pool_start_cx(tr_cx *cx, const tr_pool_spec *spec,
                                      tr_ref *out);
 TR_EXTERN tr_status tr_pool_start_rt(tr_runtime *rt, const tr_pool_spec *spec,

@@ -9,7 +9,7 @@
 #include <pthread.h>
 
 /* Long enough that no test step outlasts it, even under TSan. */
-#define LONG_RESET_MS 60000u
+#define LONG_RESET_MS  60000u
 #define SHORT_RESET_MS 20u
 
 static void

@@ -96,7 +96,7 @@ typedef struct world {
     _Atomic uint32_t ended;
     tr_ref refs[MAXW]; /* each written by its worker before `started` */
     _Atomic uint64_t count[MAXW];
-    _Atomic uint32_t seen[MAXITEMS]; /* per item: 1 + the last worker */
+    _Atomic uint32_t seen[MAXITEMS];  /* per item: 1 + the last worker */
     _Atomic uint32_t times[MAXITEMS]; /* per item: how often handled */
     _Atomic uint64_t handled;
     uint32_t sleep_ms;
@@ -393,9 +393,9 @@ test_broadcast(void **state)
     for (uint32_t i = 0; i < 3; i++) {
         assert_int_equal(IT_LOAD(g_w.count[i]), 10);
     }
-    TR_ASSERT_STATUS(tr_ask_wait(g_rt, pool, MSG_CALL, &fail, sizeof fail,
-                                 NULL, 0, 10000),
-                     TR_EINVAL);
+    TR_ASSERT_STATUS(
+        tr_ask_wait(g_rt, pool, MSG_CALL, &fail, sizeof fail, NULL, 0, 10000),
+        TR_EINVAL);
     assert_int_equal(info_of(pool).routed, 30);
     assert_int_equal(info_of(pool).declined, 1);
 }
@@ -642,8 +642,7 @@ loader_main(void *arg)
     loader *l = arg;
 
     for (uint64_t i = 0; i < l->n; i++) {
-        assert_int_equal(tr_send(g_rt, l->pool, MSG_SLOW, &i, sizeof i),
-                         TR_OK);
+        assert_int_equal(tr_send(g_rt, l->pool, MSG_SLOW, &i, sizeof i), TR_OK);
     }
     IT_STORE(l->done, 1);
     return NULL;
@@ -722,21 +721,21 @@ test_breaker_in_front(void **state)
     assert_int_equal(tr_breaker_state(b), TR_CIRCUIT_OPEN);
     /* Open: requests fail fast without reaching a worker; a plain message
      * is dead-lettered with TR_EOPEN. */
-    TR_ASSERT_STATUS(tr_ask_wait(g_rt, pool, MSG_CALL, &ok, sizeof ok, NULL, 0,
-                                 10000),
-                     TR_EOPEN);
+    TR_ASSERT_STATUS(
+        tr_ask_wait(g_rt, pool, MSG_CALL, &ok, sizeof ok, NULL, 0, 10000),
+        TR_EOPEN);
     TR_ASSERT_OK(tr_send(g_rt, pool, MSG_WORK, &item, sizeof item));
     IT_WAIT_UNTIL(it_dl_count(MSG_WORK, TR_EOPEN) == 1);
     assert_int_equal(IT_LOAD(g_w.handled), 3);
     assert_int_equal(info_of(pool).refused, 2);
     /* After the reset timeout a trial goes through; its success closes. */
     tr_test_sleep_ms(60);
-    TR_ASSERT_OK(tr_ask_wait(g_rt, pool, MSG_CALL, &ok, sizeof ok, NULL, 0,
-                             10000));
+    TR_ASSERT_OK(
+        tr_ask_wait(g_rt, pool, MSG_CALL, &ok, sizeof ok, NULL, 0, 10000));
     assert_int_equal(tr_breaker_state(b), TR_CIRCUIT_CLOSED);
     assert_int_equal(IT_LOAD(g_w.handled), 4);
-    TR_ASSERT_OK(tr_ask_wait(g_rt, pool, MSG_CALL, &ok, sizeof ok, NULL, 0,
-                             10000));
+    TR_ASSERT_OK(
+        tr_ask_wait(g_rt, pool, MSG_CALL, &ok, sizeof ok, NULL, 0, 10000));
     /* The pool must end before the breaker goes. */
     tr_runtime_destroy(&g_rt);
     tr_breaker_free(&b);
