@@ -277,6 +277,14 @@ check(tr_cx *cx, router *r, uint64_t now)
 
 /* ---- The router -------------------------------------------------------- */
 
+static void
+router_free(router *r)
+{
+    tr__free(r->arg);
+    tr__free(r->live);
+    tr__free(r->seat);
+}
+
 static tr_status
 router_init(tr_cx *cx, router *r, const void *data)
 {
@@ -336,9 +344,7 @@ fail:
         memcpy(&w, p + i * sizeof w, sizeof w);
         pool_worker_stop(cx, NULL, w);
     }
-    tr__free(r->arg);
-    tr__free(r->live);
-    tr__free(r->seat);
+    router_free(r);
     return st;
 }
 
@@ -352,9 +358,7 @@ router_terminate(tr_cx *cx, router *r, const tr_reason *why)
     for (uint32_t i = 0; i < r->n; i++) {
         pool_worker_stop(cx, NULL, r->seat[r->live[i]]);
     }
-    tr__free(r->arg);
-    tr__free(r->live);
-    tr__free(r->seat);
+    router_free(r);
     return TR_OK;
 }
 
