@@ -10,7 +10,7 @@
 
 /* Long enough that no test step outlasts it, even under TSan. */
 #define LONG_RESET_MS  60000u
-#define SHORT_RESET_MS 20u
+#define SHORT_RESET_MS 100u
 
 static void
 test_breaker_args(void **state)
