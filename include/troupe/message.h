@@ -115,7 +115,8 @@ typedef struct tr_down {
  * handler), TR_EBADMSG (size mismatch), TR_ESHUTDOWN (runtime stopping),
  * TR_EFULL (a message with no one to refuse it to, such as a timer's, found
  * a full mailbox), TR_ETIMEDOUT (a reply that came after its asker gave
- * up), TR_ENOMEM (a timer's message could not be allocated). `data` and `len`
+ * up), TR_ENOMEM (a timer's message could not be allocated), TR_EOPEN (a
+ * pool's circuit breaker refused it: pool.h). `data` and `len`
  * are the payload, valid only during the callback. */
 typedef struct tr_dead_letter {
     tr_ref from;

@@ -51,6 +51,7 @@
     XX(ECYCLE, -4009,                                                          \
        "the ask would close a cycle of actors awaiting each "                  \
        "other")                                                                \
+    XX(EOPEN, -4010, "the circuit breaker is open")                            \
     XX(EPOISON, -4011,                                                         \
        "the message was quarantined: its handler failed on it every time")
 

@@ -12,5 +12,6 @@
 #include "troupe/io.h"
 #include "troupe/thread.h"
 #include "troupe/supervision.h"
+#include "troupe/pool.h"
 
 #endif
