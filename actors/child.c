@@ -124,6 +124,21 @@ terminate(tr_cx *cx)
     memset(a->state, 0, a->beh->state_size);
 }
 
+/* Runs the init hook again with the kept argument; false when it failed
+ * (the child is then ending). */
+static bool
+init_again(tr_cx *cx, tr__child *c)
+{
+    tr__msg init = {0};
+
+    init.to = tr_self(cx);
+    init.from = c->sup;
+    init.data = c->arg;
+    init.len = (uint32_t)c->arg_len;
+    tr__run_init(cx, &init);
+    return !(cx->self->lflags & TR__L_ENDING);
+}
+
 bool
 tr__child_intercept(tr_cx *cx)
 {
@@ -147,6 +162,14 @@ tr__child_intercept(tr_cx *cx)
         }
         terminate(cx);
         a->lflags &= (uint8_t)~TR__L_ENDING;
+        if (c->self_restart) {
+            note(cx, c->sup, TR__CHILD_RESTARTED, TR_RESTART);
+            if (!init_again(cx, c)) {
+                c->directive = TR_STOP; /* its init fails: it ends */
+                return false;
+            }
+            return true;
+        }
         c->down = true;
         note(cx, c->sup, TR__CHILD_DOWN, TR_RESTART);
         return true;
@@ -168,9 +191,7 @@ tr__child_sys(tr_cx *cx, const tr__msg *m)
         return; /* not supervised (never sent), or ending anyway */
     }
     switch (m->type) {
-    case TR__SYS_RESTART: {
-        tr__msg init = {0};
-
+    case TR__SYS_RESTART:
         if (c->draining) {
             break;
         }
@@ -180,13 +201,8 @@ tr__child_sys(tr_cx *cx, const tr__msg *m)
             terminate(cx);
         }
         c->down = false;
-        init.to = m->to;
-        init.from = c->sup;
-        init.data = c->arg;
-        init.len = (uint32_t)c->arg_len;
-        tr__run_init(cx, &init);
+        (void)init_again(cx, c);
         break;
-    }
     case TR__SYS_CLOSE:
         tr__mbox_close_user(&a->mb);
         break;

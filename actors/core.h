@@ -189,6 +189,8 @@ struct tr__child {
     tr__msg *retrying;  /* `poison` being handled again (compared only) */
     uint32_t directive; /* an end decided by its decider: STOP, ESCALATE */
     bool down;          /* terminated, waiting for TR__SYS_RESTART */
+    bool self_restart;  /* a pool's worker: restarts at once by itself,
+                           and only tells its router */
     bool draining;      /* end once its mailbox is empty */
     size_t arg_len;     /* the init argument, kept for restarts */
     alignas(16) unsigned char arg[];
@@ -196,10 +198,11 @@ struct tr__child {
 
 /* TR_MSG_CHILD's payload: a child's news. */
 enum {
-    TR__CHILD_DOWN = 1, /* failed, terminated, waiting for TR__SYS_RESTART */
-    TR__CHILD_ENDED,    /* gone for good */
-    TR__CHILD_DRAIN,    /* to a supervisor itself: its own supervisor
-                           drains it; it stops its children, then ends */
+    TR__CHILD_DOWN = 1,  /* failed, terminated, waiting for TR__SYS_RESTART */
+    TR__CHILD_ENDED,     /* gone for good */
+    TR__CHILD_DRAIN,     /* to a supervisor itself: its own supervisor
+                            drains it; it stops its children, then ends */
+    TR__CHILD_RESTARTED, /* a self-restarting child restarted in place */
 };
 typedef struct tr__child_note {
     tr_ref child;

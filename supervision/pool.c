@@ -13,7 +13,10 @@
  * Workers sit in seats (see supervision/pool.h); `live` lists the occupied
  * seats in no particular order. Only the router's turns touch its state.
  * Workers are started and stopped through pool_worker_start() and
- * pool_worker_stop() only, which a supervisor's calls can replace. */
+ * pool_worker_stop() only. They are the router's supervised children:
+ * a worker that fails restarts in place by itself (same ref, same seat,
+ * same keys; the message it failed on retried as the spec says) and tells
+ * the router, which counts it; one that ends for good is replaced. */
 #include "supervision/pool.h"
 
 #include <string.h>
@@ -39,7 +42,10 @@ typedef struct setup {
     const tr_behavior *actor;
     tr_pool_key_fn key_fn;
     tr_breaker *breaker;
-    uint32_t min, max, started;
+    tr_decider_fn decider;
+    void *decider_arg;
+    uint32_t retry;
+    uint32_t min, max;
     uint32_t route;
     uint32_t worker_capacity;
     uint32_t max_age_ms, check_ms, grow_depth, shrink_idle_ms;
@@ -48,6 +54,8 @@ typedef struct setup {
 
 typedef struct router {
     const tr_behavior *actor;
+    tr_child_spec worker; /* the workers' supervision: restart, decider,
+                             retry */
     void *arg; /* the workers' init argument (a copy), for new workers */
     uint32_t arg_len;
     tr_route route;
@@ -116,24 +124,38 @@ tr__pool_pick_hash(uint64_t key, const uint32_t *seats, uint32_t n)
 
 /* Starts one worker, from cx (an actor) or else from rt (outside). The one
  * place workers are made: a supervisor's start goes here. */
+/* Starts a worker for seat s: a supervised child of the router, which
+ * restarts in place by itself when it fails (keeping its ref, so its seat
+ * and keys), retrying the message it failed on as the spec says; the
+ * router hears of it (TR_MSG_CHILD). */
 static tr_status
-pool_worker_start(tr_cx *cx, tr_runtime *rt, const tr_behavior *b,
-                  const void *arg, size_t arg_len, uint32_t capacity,
-                  tr_ref *out)
+pool_worker_start(tr_cx *cx, router *r, uint32_t s, tr_ref *out)
 {
-    tr_mailbox_opts mb = {capacity, TR_BACKPRESSURE};
-    tr_spawn_opts o = {.arg = arg, .arg_len = arg_len, .mailbox = &mb};
+    tr_mailbox_opts mb = {r->worker_capacity, TR_BACKPRESSURE};
+    tr_spawn_opts o = {.arg = r->arg, .arg_len = r->arg_len, .mailbox = &mb};
+    tr__child *c =
+        tr__child_new(tr_self(cx), s, &r->worker, r->arg, r->arg_len);
+    tr_status st;
 
-    return cx != NULL ? tr_spawn_cx(cx, b, &o, out)
-                      : tr_spawn_rt(rt, b, &o, out);
+    if (c == NULL) {
+        return TR_ENOMEM;
+    }
+    c->self_restart = true;
+    st = tr__spawn(cx->rt, cx->self, r->actor, &o, 0, NULL, c, out);
+    if (st != TR_OK) {
+        tr__free(c);
+    }
+    return st;
 }
 
-/* Stops one worker (its queued messages go to dead letters). The one place
- * workers are ended: a supervisor's terminate goes here. */
+/* Stops one worker: it takes no new message, handles what it has, and
+ * ends. The one place workers are ended. */
 static void
-pool_worker_stop(tr_cx *cx, tr_runtime *rt, tr_ref w)
+pool_worker_stop(tr_cx *cx, tr_ref w)
 {
-    (void)(cx != NULL ? tr_stop_cx(cx, w) : tr_stop_rt(rt, w));
+    if (tr__send_sys(cx->rt, w, TR__SYS_DRAIN, NULL, 0) != TR_OK) {
+        (void)tr_kill(cx, w); /* no memory for the request: at once */
+    }
 }
 
 /* Fills empty seat s with a new worker; false when it cannot start. */
@@ -142,8 +164,7 @@ seat_fill(tr_cx *cx, router *r, uint32_t s)
 {
     tr_ref w;
 
-    if (pool_worker_start(cx, NULL, r->actor, r->arg, r->arg_len,
-                          r->worker_capacity, &w) != TR_OK) {
+    if (pool_worker_start(cx, r, s, &w) != TR_OK) {
         return false;
     }
     r->seat[s] = w;
@@ -221,7 +242,7 @@ shrink(tr_cx *cx, router *r)
         }
     }
     if (pick != UINT32_MAX) {
-        pool_worker_stop(cx, NULL, r->seat[r->live[pick]]);
+        pool_worker_stop(cx, r->seat[r->live[pick]]);
         seat_clear(r, pick);
         r->info.shrunk++;
     }
@@ -295,6 +316,10 @@ router_init(tr_cx *cx, router *r, const void *data)
     memcpy(&s, p, sizeof s);
     p += sizeof s;
     r->actor = s.actor;
+    r->worker.restart = TR_PERMANENT;
+    r->worker.decider = s.decider;
+    r->worker.decider_arg = s.decider_arg;
+    r->worker.retry = s.retry;
     r->key_fn = s.key_fn;
     r->breaker = s.breaker;
     r->min = s.min;
@@ -314,13 +339,13 @@ router_init(tr_cx *cx, router *r, const void *data)
     if (r->seat == NULL || r->live == NULL || (s.arg_len > 0 && !r->arg)) {
         goto fail;
     }
-    for (uint32_t i = 0; i < s.started; i++) {
-        memcpy(&r->seat[i], p, sizeof(tr_ref));
-        p += sizeof(tr_ref);
-        r->live[r->n++] = i;
-    }
     if (s.arg_len > 0) {
         memcpy(r->arg, p, s.arg_len);
+    }
+    for (uint32_t i = 0; i < s.min; i++) {
+        if (!seat_fill(cx, r, i)) {
+            goto fail;
+        }
     }
     r->next_check = tr__coarse_ns() + r->check_ns;
     if (r->max > r->min) {
@@ -338,15 +363,29 @@ router_init(tr_cx *cx, router *r, const void *data)
 
 fail:
     /* No terminate hook after a failed init: undo everything here. */
-    p = (const unsigned char *)data + sizeof s;
-    for (uint32_t i = 0; i < s.started; i++) {
-        tr_ref w;
-
-        memcpy(&w, p + i * sizeof w, sizeof w);
-        pool_worker_stop(cx, NULL, w);
+    for (uint32_t i = 0; i < r->n; i++) {
+        (void)tr_kill(cx, r->seat[r->live[i]]);
     }
     router_free(r);
     return st;
+}
+
+/* A worker's news: it restarted in place (counted), or ended for good
+ * (replaced, unless the pool let it go). */
+static tr_status
+router_child(tr_cx *cx, router *r, const tr__child_note *n)
+{
+    if (n->what == TR__CHILD_RESTARTED) {
+        r->info.restarts++;
+    } else if (n->what == TR__CHILD_ENDED) {
+        for (uint32_t i = 0; i < r->n; i++) {
+            if (tr_ref_eq(r->seat[r->live[i]], n->child)) {
+                (void)seat_lost(cx, r, i);
+                break;
+            }
+        }
+    }
+    return TR_OK;
 }
 
 static tr_status
@@ -357,7 +396,7 @@ router_terminate(tr_cx *cx, router *r, const tr_reason *why)
         (void)tr_stop_cx(cx, r->ticker);
     }
     for (uint32_t i = 0; i < r->n; i++) {
-        pool_worker_stop(cx, NULL, r->seat[r->live[i]]);
+        pool_worker_stop(cx, r->seat[r->live[i]]);
     }
     router_free(r);
     return TR_OK;
@@ -558,6 +597,7 @@ router_route(tr_cx *cx, router *r, const void *data)
 
 TR_ACTOR(tr__pool_router, router, TR_ON_BYTES(TR_MSG_INIT, router_init),
          TR_ON_TERMINATE(router_terminate),
+         TR_ON(TR_MSG_CHILD, tr__child_note, router_child),
          TR_ON(TR_MSG_POOL_STATS, void, router_stats),
          TR_ON(TR_MSG_POOL_TICK, void, router_tick),
          TR_ON_UNHANDLED(router_route));
@@ -592,26 +632,36 @@ TR_ACTOR(tr__pool_ticker, ticker, TR_ON_INIT(ticker_arg, ticker_init),
 
 /* ---- Starting ---------------------------------------------------------- */
 
-static tr_status
-pool_start(tr_cx *cx, tr_runtime *rt, const tr_pool_spec *spec, tr_ref *out)
+tr_status
+tr__pool_blob(tr_runtime *rt, const tr_pool_spec *spec, void **blob,
+              size_t *len)
 {
     setup s = {0};
-    tr_ref *workers;
-    unsigned char *blob;
-    size_t len;
-    tr_spawn_opts o = {0};
-    tr_status st = TR_OK;
+    unsigned char *b;
 
-    if (spec == NULL || out == NULL || spec->actor == NULL ||
+    if (spec == NULL || spec->actor == NULL ||
         (spec->arg == NULL && spec->arg_len > 0) ||
         (uint32_t)spec->route > TR_ROUTE_BROADCAST ||
         (spec->route == TR_ROUTE_HASH && spec->key_fn == NULL) ||
         spec->arg_len > UINT32_MAX) {
         return TR_EINVAL;
     }
+    {
+        /* The workers' init argument, checked now as a spawn would. */
+        const tr_handler *init = tr__find_row(spec->actor, TR_MSG_INIT);
+
+        if ((init == NULL && spec->arg_len > 0) ||
+            (init != NULL && init->size != TR_SIZE_ANY &&
+             init->size != spec->arg_len)) {
+            return TR_EINVAL;
+        }
+    }
     s.actor = spec->actor;
     s.key_fn = spec->key_fn;
     s.breaker = spec->breaker;
+    s.decider = spec->decider;
+    s.decider_arg = spec->decider_arg;
+    s.retry = spec->retry;
     s.min = spec->min ? spec->min : 1;
     s.max = spec->max ? spec->max : s.min;
     if (s.max < s.min || s.max > TR_POOL_MAX_WORKERS) {
@@ -625,28 +675,43 @@ pool_start(tr_cx *cx, tr_runtime *rt, const tr_pool_spec *spec, tr_ref *out)
     s.grow_depth = spec->grow_depth ? spec->grow_depth : 8;
     s.shrink_idle_ms = spec->shrink_idle_ms ? spec->shrink_idle_ms : 1000;
     s.arg_len = (uint32_t)spec->arg_len;
-    len = sizeof s + s.min * sizeof(tr_ref) + spec->arg_len;
-    if (len > rt->cfg.max_payload) {
+    *len = sizeof s + spec->arg_len;
+    if (*len > rt->cfg.max_payload) {
         return TR_EMSGSIZE;
     }
-    blob = tr__alloc(len);
-    workers = tr__calloc(s.min, sizeof *workers);
-    if (blob == NULL || workers == NULL) {
-        st = TR_ENOMEM;
-        goto out;
+    b = tr__alloc(*len);
+    if (b == NULL) {
+        return TR_ENOMEM;
     }
-    for (; s.started < s.min; s.started++) {
-        st = pool_worker_start(cx, rt, spec->actor, spec->arg, spec->arg_len,
-                               s.worker_capacity, &workers[s.started]);
-        if (st != TR_OK) {
-            goto out_stop;
-        }
-    }
-    memcpy(blob, &s, sizeof s);
-    memcpy(blob + sizeof s, workers, s.min * sizeof(tr_ref));
+    memcpy(b, &s, sizeof s);
     if (spec->arg_len > 0) {
-        memcpy(blob + sizeof s + s.min * sizeof(tr_ref), spec->arg,
-               spec->arg_len);
+        memcpy(b + sizeof s, spec->arg, spec->arg_len);
+    }
+    *blob = b;
+    return TR_OK;
+}
+
+const tr_behavior *
+tr__pool_behavior(void)
+{
+    return &tr__pool_router;
+}
+
+static tr_status
+pool_start(tr_cx *cx, tr_runtime *rt, const tr_pool_spec *spec, tr_ref *out)
+{
+    tr_spawn_opts o = {0};
+    tr_ref r;
+    void *blob;
+    size_t len;
+    tr_status st;
+
+    if (out == NULL) {
+        return TR_EINVAL;
+    }
+    st = tr__pool_blob(rt, spec, &blob, &len);
+    if (st != TR_OK) {
+        return st;
     }
     o.arg = blob;
     o.arg_len = len;
@@ -654,18 +719,17 @@ pool_start(tr_cx *cx, tr_runtime *rt, const tr_pool_spec *spec, tr_ref *out)
                     ? &spec->queue
                     : &(tr_mailbox_opts){rt->cfg.mailbox_capacity,
                                          spec->queue.overflow};
-    st = cx != NULL ? tr_spawn_cx(cx, &tr__pool_router, &o, out)
-                    : tr_spawn_rt(rt, &tr__pool_router, &o, out);
-    if (st == TR_OK) {
-        goto out;
-    }
-out_stop:
-    while (s.started > 0) {
-        pool_worker_stop(cx, rt, workers[--s.started]);
-    }
-out:
-    tr__free(workers);
+    st = cx != NULL ? tr_spawn_cx(cx, &tr__pool_router, &o, &r)
+                    : tr_spawn_rt(rt, &tr__pool_router, &o, &r);
     tr__free(blob);
+    if (st == TR_OK && cx == NULL) {
+        /* Its init started the workers, or failed (then it is gone). */
+        st = tr_pool_stats(rt, r, &(tr_pool_info){0}, 30000);
+        st = st == TR_EDEAD ? TR_EFAILED : st;
+    }
+    if (st == TR_OK) {
+        *out = r;
+    }
     return st;
 }
 

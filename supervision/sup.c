@@ -11,6 +11,7 @@
  * Requests from outside threads (tr_sup_*) are messages of types just
  * below the reserved range, which a supervisor takes for itself. */
 #include "actors/core.h"
+#include "supervision/pool.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -94,19 +95,31 @@ start_kid(tr_cx *cx, sup_state *self, uint32_t i)
 {
     kid *k = &self->kids[i];
     const tr_child_spec *cs = k->spec;
-    const void *arg = k->arg    ? k->arg
-                      : cs->sup ? (const void *)&cs->sup
-                                : cs->arg;
-    size_t len = k->arg ? k->arg_len : cs->sup ? sizeof cs->sup : cs->arg_len;
-    tr__child *c = tr__child_new(tr_self(cx), i, cs, arg, len);
-    tr_spawn_opts o = {.arg = arg, .arg_len = len, .mailbox = cs->mailbox};
-    tr_status st;
+    const void *arg = k->arg ? k->arg : cs->arg;
+    size_t len = k->arg ? k->arg_len : cs->arg_len;
+    void *blob = NULL;
+    tr_spawn_opts o = {.mailbox = cs->mailbox};
+    tr__child *c;
+    tr_status st = TR_OK;
 
-    if (c == NULL) {
-        return TR_ENOMEM;
+    if (cs->sup != NULL) {
+        arg = &cs->sup; /* a supervisor's argument: its spec */
+        len = sizeof cs->sup;
+    } else if (cs->pool != NULL) {
+        st = tr__pool_blob(cx->rt, cs->pool, &blob, &len);
+        arg = blob;
+        o.mailbox = cs->pool->queue.capacity ? &cs->pool->queue : NULL;
     }
+    c = st == TR_OK ? tr__child_new(tr_self(cx), i, cs, arg, len) : NULL;
+    if (c == NULL) {
+        tr__free(blob);
+        return st != TR_OK ? st : TR_ENOMEM;
+    }
+    o.arg = arg;
+    o.arg_len = len;
     st = tr__spawn(cx->rt, cx->self, child_behavior(cs), &o, 0, NULL, c,
                    &k->ref);
+    tr__free(blob); /* the child record keeps a copy */
     if (st != TR_OK) {
         tr__free(c);
         return st;
@@ -707,7 +720,9 @@ TR_ACTOR(tr__sup_actor, sup_state, TR_ON_INIT(const tr_sup_spec *, sup_init),
 static const tr_behavior *
 child_behavior(const tr_child_spec *cs)
 {
-    return cs->sup ? &tr__sup_actor : cs->actor;
+    return cs->sup    ? &tr__sup_actor
+           : cs->pool ? tr__pool_behavior()
+                      : cs->actor;
 }
 
 /* ---- The public calls -------------------------------------------------- */
@@ -724,7 +739,7 @@ spec_ok(const tr_sup_spec *s)
     for (uint32_t i = 0; i < s->nchildren; i++) {
         const tr_child_spec *c = &s->children[i];
 
-        if ((c->actor == NULL) == (c->sup == NULL) ||
+        if ((c->actor != NULL) + (c->sup != NULL) + (c->pool != NULL) != 1 ||
             (unsigned)c->restart > TR_TEMPORARY ||
             (c->sup != NULL && !spec_ok(c->sup))) {
             return false;

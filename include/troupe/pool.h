@@ -27,6 +27,7 @@
 #include "troupe/message.h"
 #include "troupe/runtime.h"
 #include "troupe/status.h"
+#include "troupe/supervision.h"
 
 /* ---- Circuit breakers -------------------------------------------------- */
 
@@ -171,6 +172,16 @@ typedef struct tr_pool_spec {
      * workers, which know what failure means, report each outcome with
      * tr_breaker_record() (pass them the breaker in `arg`). */
     tr_breaker *breaker;
+    /* The workers are the pool's supervised children. A worker that fails
+     * restarts in place at once (same ref, same seat, same keys), as the
+     * decider says (NULL: always), and the message it failed on is handed
+     * to it again up to `retry` times before it is quarantined
+     * (dead-lettered with TR_EPOISON): see tr_child_spec. Restarts are
+     * counted in tr_pool_info.restarts; a worker that ends for good is
+     * replaced. */
+    tr_decider_fn decider;
+    void *decider_arg;
+    uint32_t retry;
 } tr_pool_spec;
 
 /* Starts a pool: its `min` workers, then the pool's actor, whose ref is
@@ -204,6 +215,7 @@ typedef struct tr_pool_info {
     uint64_t grown;    /* workers added by the resizer */
     uint64_t shrunk;   /* workers removed by the resizer */
     uint64_t replaced; /* workers started in place of one that ended */
+    uint64_t restarts; /* worker failures restarted in place */
 } tr_pool_info;
 
 /* The top user message types belong to pools: a pool handles these

@@ -137,10 +137,10 @@ TR_EXTERN TR_NODISCARD tr_status tr_runtime_new(tr_runtime **out,
  * every actor is idle with nothing awaited, or `drain_ms` passes; then every
  * actor is stopped with reason TR_EXIT_SHUTDOWN (its terminate hook runs
  * exactly once; messages still queued go to dead letters, and one log line
- * at TR_LOG_INFO counts them). drain_ms 0 stops them at once. Returns when the last actor is gone and the workers
- * have exited. Calling it again returns TR_OK once the first call is done
- * (a call made while another runs waits for it).
- * Errors: TR_EINVAL (rt NULL), TR_ESTATE (called from a handler).
+ * at TR_LOG_INFO counts them). drain_ms 0 stops them at once. Returns when the
+ * last actor is gone and the workers have exited. Calling it again returns
+ * TR_OK once the first call is done (a call made while another runs waits for
+ * it). Errors: TR_EINVAL (rt NULL), TR_ESTATE (called from a handler).
  * Thread-safe: yes, but not from one of the runtime's own handlers. */
 TR_EXTERN tr_status tr_runtime_shutdown(tr_runtime *rt, uint32_t drain_ms);
 

@@ -86,10 +86,12 @@ typedef struct tr_sup_spec tr_sup_spec;
 /* One child of a supervisor. */
 typedef struct tr_child_spec {
     const char *id; /* shown by which_children and the tree walk */
-    /* The child: an actor of `actor`, or (actor NULL) a supervisor of
-     * `sup`, which makes a tree. */
+    /* The child: an actor of `actor`, or a supervisor of `sup`, which
+     * makes a tree, ... */
     const tr_behavior *actor;
     const tr_sup_spec *sup;
+    /* ... or (actor and sup NULL) a pool of `pool` (troupe/pool.h). */
+    const struct tr_pool_spec *pool;
     /* The init argument (copied; kept for restarts). */
     const void *arg;
     size_t arg_len;
@@ -153,8 +155,8 @@ TR_EXTERN tr_status tr_sup_start_child(tr_runtime *rt, tr_ref sup,
 /* Stops child `child` of the supervisor (drain, then kill after its
  * shutdown_ms) and forgets it: it is not restarted.
  * Errors: TR_ENOENT (not its child). */
-TR_EXTERN tr_status tr_sup_stop_child(tr_runtime *rt, tr_ref sup,
-                                      tr_ref child, uint32_t timeout_ms);
+TR_EXTERN tr_status tr_sup_stop_child(tr_runtime *rt, tr_ref sup, tr_ref child,
+                                      uint32_t timeout_ms);
 
 /* Counts of a supervisor's children. */
 typedef struct tr_sup_counts {

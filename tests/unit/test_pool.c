@@ -85,6 +85,7 @@ enum {
     MSG_SLOW,     /* the same, handled after g->sleep_ms */
     MSG_STALL,    /* no payload: the worker awaits 300 ms */
     MSG_CALL,     /* request, payload int: nonzero fails */
+    MSG_FAIL,     /* no payload: the handler fails */
 };
 
 #define MAXW     16u
@@ -183,8 +184,18 @@ worker_call(tr_cx *cx, worker *self, const int *fail)
     return *fail ? tr_reply_error(cx, TR_EFAILED) : tr_reply(cx, NULL, 0);
 }
 
+static tr_status
+worker_fail(tr_cx *cx, worker *self, const void *none)
+{
+    (void)cx;
+    (void)self;
+    (void)none;
+    return TR_EFAILED;
+}
+
 TR_ACTOR(pool_worker, worker, TR_ON_INIT(world_ptr, worker_init),
          TR_ON_TERMINATE(worker_end), TR_ON(MSG_WORK, uint64_t, worker_work),
+         TR_ON(MSG_FAIL, void, worker_fail),
          TR_ON(MSG_SLOW, uint64_t, worker_slow),
          TR_ON(MSG_STALL, void, worker_stall),
          TR_ON(MSG_CALL, int, worker_call), IT_ON_CLOSE);
@@ -353,10 +364,10 @@ test_hash_routing(void **state)
     for (uint32_t k = 0; k < HASH_KEYS; k++) {
         assert_int_equal(IT_LOAD(g_w.seen[k]), first[k]);
     }
-    /* A worker ends: the pool replaces it in its seat; exactly its keys
-     * move, all to its replacement; no other key moves. */
+    /* A worker killed ends for good: the pool replaces it in its seat;
+     * exactly its keys move, all to its replacement; no other key moves. */
     lost_idx = 2;
-    TR_ASSERT_OK(tr_stop(g_rt, g_w.refs[lost_idx]));
+    TR_ASSERT_OK(tr_kill(g_rt, g_w.refs[lost_idx]));
     IT_WAIT_UNTIL(IT_LOAD(g_w.ended) == 1);
     send_items(pool, MSG_WORK, 0, HASH_KEYS);
     IT_WAIT_UNTIL(IT_LOAD(g_w.handled) == 3 * HASH_KEYS);
@@ -376,6 +387,32 @@ test_hash_routing(void **state)
     assert_int_equal(to, on_lost);
     assert_int_equal(info_of(pool).replaced, 1);
     assert_int_equal(info_of(pool).workers, 4);
+}
+
+/* A worker that fails restarts in place (same ref, its init again), the
+ * message it failed on retried `retry` times, then quarantined; nothing
+ * is replaced and the pool keeps its size. */
+static void
+test_worker_restarts_in_place(void **state)
+{
+    tr_pool_spec s = spec_for(2, 2, TR_ROUTE_ROUND_ROBIN);
+    tr_pool_info in;
+    tr_ref pool;
+
+    (void)state;
+    g_rt = it_runtime(2, NULL);
+    s.retry = 1;
+    pool = start_pool(&s);
+    TR_ASSERT_OK(tr_send(g_rt, pool, MSG_FAIL, NULL, 0));
+    IT_WAIT_UNTIL(info_of(pool).restarts == 2); /* failed, retried, failed */
+    IT_WAIT_UNTIL(it_dl_count(MSG_FAIL, TR_EPOISON) == 1);
+    send_items(pool, MSG_WORK, 0, 10);
+    IT_WAIT_UNTIL(IT_LOAD(g_w.handled) == 10);
+    in = info_of(pool);
+    assert_int_equal(in.workers, 2);
+    assert_int_equal(in.replaced, 0);
+    assert_int_equal(IT_LOAD(g_w.started), 4); /* two inits again */
+    assert_int_equal(IT_LOAD(g_w.ended), 2);   /* two terminates */
 }
 
 static void
@@ -755,6 +792,7 @@ main(void)
         IT_TEST(test_round_robin_skips_full),
         IT_TEST(test_least_loaded_skips_full),
         IT_TEST(test_hash_routing),
+        IT_TEST(test_worker_restarts_in_place),
         IT_TEST(test_broadcast),
         IT_TEST(test_pool_args),
         IT_TEST(test_backpressure_bounded),
