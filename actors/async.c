@@ -36,36 +36,14 @@ tr__new_id(tr_cx *cx)
     return ((uint64_t)l->index << 48) | ++l->corr_seq;
 }
 
-/* The coarse clock's resolution (a kernel tick), read once. */
-static uint64_t
-coarse_tick(void)
-{
-    /* relaxed: every thread computes the same value; a race only repeats
-     * the call. */
-    static _Atomic uint64_t tick;
-    uint64_t t = atomic_load_explicit(&tick, memory_order_relaxed);
-
-    if (t == 0) {
-        struct timespec ts;
-
-        t = clock_getres(CLOCK_MONOTONIC_COARSE, &ts) == 0
-                ? (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec
-                : 10000000u;
-        atomic_store_explicit(&tick, t, memory_order_relaxed);
-    }
-    return t;
-}
-
 /* An ask's absolute deadline: timeout_ms from now, but no later than that
  * of the request being handled, if it is one (what is left of its time).
- * Taken from the coarse clock plus one tick, so it is never early and at
- * most a tick late, for a fraction of a precise clock read: asks are a hot
- * path. */
+ * From the precise clock: the coarse one can lag by more than its tick on
+ * a tickless kernel, which would make a deadline early. */
 static uint64_t
 ask_deadline(const tr_cx *cx, uint32_t timeout_ms)
 {
-    uint64_t d =
-        tr__coarse_ns() + coarse_tick() + (uint64_t)timeout_ms * 1000000u;
+    uint64_t d = tr__now_ns() + (uint64_t)timeout_ms * 1000000u;
     const tr__msg *m = cx->msg;
 
     if (m != NULL && tr__is_request(m) && m->deadline != 0 && m->deadline < d) {
