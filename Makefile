@@ -42,9 +42,9 @@ check: build
 	$(call ctest,$(BUILD))
 
 demo: build
-	@test -x $(BUILD)/examples/demo/demo || \
-	    { echo "no $(BUILD)/examples/demo/demo: is examples/demo/CMakeLists.txt there?" >&2; exit 1; }
-	$(BUILD)/examples/demo/demo
+	@test -x $(BUILD)/examples/fleet/fleet || \
+	    { echo "no $(BUILD)/examples/fleet/fleet: is examples/fleet/CMakeLists.txt there?" >&2; exit 1; }
+	$(BUILD)/examples/fleet/fleet
 
 asan: deps
 	@$(call configure,$(BUILD_ASAN),-DCMAKE_BUILD_TYPE=RelWithDebInfo -DTR_SANITIZER=address)
@@ -79,7 +79,7 @@ help:
 	@echo "  deps     install missing Debian packages (scripts/deps.sh)"
 	@echo "  build    configure (once) and build in $(BUILD) [default]"
 	@echo "  check    build, then run every test; CTEST_ARGS='-L unit' picks a label"
-	@echo "  demo     build, then run examples/demo"
+	@echo "  demo     build, then run examples/fleet (a supervised fleet under faults)"
 	@echo "  asan     build and test in $(BUILD_ASAN) with ASan+UBSan"
 	@echo "  tsan     build and test in $(BUILD_TSAN) with TSan (tests/tsan.supp)"
 	@echo "  bench    Release build in $(BUILD_RELEASE), then scripts/bench.sh"

@@ -222,6 +222,14 @@ tr__child_sys(tr_cx *cx, const tr__msg *m)
     }
 }
 
+void
+tr__child_drain(tr_cx *cx)
+{
+    tr__child *c = cx->self->ext->child;
+
+    c->draining = true;
+}
+
 tr__msg *
 tr__child_retry(tr_cx *cx)
 {

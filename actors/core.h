@@ -705,6 +705,9 @@ bool tr__child_finish(tr_cx *cx, tr__msg *m, tr_status st);
 bool tr__child_intercept(tr_cx *cx);
 /* Owner: TR__SYS_RESTART, TR__SYS_CLOSE, TR__SYS_DRAIN. */
 void tr__child_sys(tr_cx *cx, const tr__msg *m);
+/* Owner: a child that got TR__CHILD_DRAIN (it handles TR_MSG_CHILD) and
+ * wants the ordinary drain: it ends once its mailbox is empty. */
+void tr__child_drain(tr_cx *cx);
 /* Owner, from the turn, child up and nothing awaited: the message to
  * handle again (its retry), or NULL. */
 tr__msg *tr__child_retry(tr_cx *cx);

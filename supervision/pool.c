@@ -371,12 +371,16 @@ fail:
 }
 
 /* A worker's news: it restarted in place (counted), or ended for good
- * (replaced, unless the pool let it go). */
+ * (replaced, unless the pool let it go); or our own supervisor drains us. */
 static tr_status
 router_child(tr_cx *cx, router *r, const tr__child_note *n)
 {
     if (n->what == TR__CHILD_RESTARTED) {
         r->info.restarts++;
+    } else if (n->what == TR__CHILD_DRAIN) {
+        /* Our supervisor stops us: route what is queued, then end; the
+         * workers then drain theirs (router_terminate). */
+        tr__child_drain(cx);
     } else if (n->what == TR__CHILD_ENDED) {
         for (uint32_t i = 0; i < r->n; i++) {
             if (tr_ref_eq(r->seat[r->live[i]], n->child)) {
