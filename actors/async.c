@@ -336,7 +336,6 @@ tr_ask(tr_cx *cx, tr_ref to, uint32_t type, const void *data, size_t len,
 {
     tr__ext *x;
     tr__msg *m;
-    tr__pending *p;
     uint64_t deadline, corr;
     tr_status st;
 
@@ -351,18 +350,11 @@ tr_ask(tr_cx *cx, tr_ref to, uint32_t type, const void *data, size_t len,
     if (x == NULL) {
         return TR_ENOMEM;
     }
-    if (x->npend == x->cap) {
-        uint32_t cap = x->cap ? x->cap * 2 : 4;
-
-        if (x->npend >= PENDING_MAX) {
-            return TR_ELIMIT;
-        }
-        p = tr__realloc(x->pend, cap * sizeof *p);
-        if (p == NULL) {
-            return TR_ENOMEM;
-        }
-        x->pend = p;
-        x->cap = cap;
+    if (x->npend >= PENDING_MAX) {
+        return TR_ELIMIT;
+    }
+    if (!tr__grow((void **)&x->pend, x->npend, &x->cap, sizeof *x->pend)) {
+        return TR_ENOMEM;
     }
     deadline = ask_deadline(cx, timeout_ms);
     corr = tr__new_id(cx);

@@ -15,26 +15,6 @@
 
 static const tr_reason noproc = {TR_EXIT_NOPROC, TR_EDEAD, "noproc"};
 
-/* Room for one more element in a growing array. */
-static bool
-grow(void **arr, uint32_t n, uint32_t *cap, size_t elem)
-{
-    void *p;
-    uint32_t c;
-
-    if (n < *cap) {
-        return true;
-    }
-    c = *cap ? *cap * 2 : 4;
-    p = tr__realloc(*arr, (size_t)c * elem);
-    if (p == NULL) {
-        return false;
-    }
-    *arr = p;
-    *cap = c;
-    return true;
-}
-
 static int
 find_link(const tr__ext *x, tr_ref r)
 {
@@ -57,7 +37,8 @@ add_link(tr__actor *a, tr_ref r)
     if (find_link(x, r) >= 0) {
         return TR_OK;
     }
-    if (!grow((void **)&x->links, x->nlinks, &x->caplinks, sizeof *x->links)) {
+    if (!tr__grow((void **)&x->links, x->nlinks, &x->caplinks,
+                  sizeof *x->links)) {
         return TR_ENOMEM;
     }
     x->links[x->nlinks++] = r;
@@ -192,7 +173,7 @@ tr_monitor_actor(tr_cx *cx, tr_ref who, tr_monitor *out)
     }
     x = tr__ext_get(cx->self);
     if (x == NULL ||
-        !grow((void **)&x->mons, x->nmons, &x->capmons, sizeof *x->mons)) {
+        !tr__grow((void **)&x->mons, x->nmons, &x->capmons, sizeof *x->mons)) {
         return TR_ENOMEM;
     }
     s = (tr__sig){tr_self(cx), tr__new_id(cx), false, {0}};
@@ -260,10 +241,10 @@ tr__link_prepare(tr__actor *parent, tr__ext **child)
 
     *child = tr__calloc(1, sizeof **child);
     if (px == NULL || *child == NULL ||
-        !grow((void **)&px->links, px->nlinks, &px->caplinks,
-              sizeof *px->links) ||
-        !grow((void **)&(*child)->links, 0, &(*child)->caplinks,
-              sizeof *(*child)->links)) {
+        !tr__grow((void **)&px->links, px->nlinks, &px->caplinks,
+                  sizeof *px->links) ||
+        !tr__grow((void **)&(*child)->links, 0, &(*child)->caplinks,
+                  sizeof *(*child)->links)) {
         tr__ext_free(*child);
         *child = NULL;
         return TR_ENOMEM;
@@ -299,8 +280,8 @@ tr__bond_sys(tr_cx *cx, const tr__msg *m)
         break;
     case TR__SYS_MONITOR:
         x = tr__ext_get(cx->self);
-        if (x == NULL || !grow((void **)&x->watchers, x->nwatchers,
-                               &x->capwatchers, sizeof *x->watchers)) {
+        if (x == NULL || !tr__grow((void **)&x->watchers, x->nwatchers,
+                                   &x->capwatchers, sizeof *x->watchers)) {
             down(cx->rt, s.from, s.id, tr_self(cx), &noproc);
             break;
         }

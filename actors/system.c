@@ -312,19 +312,11 @@ tr__root_add(tr_runtime *rt, tr_ref ref, uint32_t stop_type)
     tr_status st = TR_OK;
 
     pthread_mutex_lock(&rt->life_lock);
-    if (rt->nroots == rt->caproots) {
-        uint32_t cap = rt->caproots ? rt->caproots * 2 : 4;
-        struct tr__root *r = tr__realloc(rt->roots, cap * sizeof *r);
-
-        if (r == NULL) {
-            st = TR_ENOMEM;
-        } else {
-            rt->roots = r;
-            rt->caproots = cap;
-        }
-    }
-    if (st == TR_OK) {
+    if (tr__grow((void **)&rt->roots, rt->nroots, &rt->caproots,
+                 sizeof *rt->roots)) {
         rt->roots[rt->nroots++] = (struct tr__root){ref, stop_type};
+    } else {
+        st = TR_ENOMEM;
     }
     pthread_mutex_unlock(&rt->life_lock);
     return st;

@@ -162,3 +162,22 @@ tr_status_name(tr_status st)
     }
     return "UNKNOWN";
 }
+
+bool
+tr__grow(void **arr, uint32_t n, uint32_t *cap, size_t elem)
+{
+    uint32_t c;
+    void *p;
+
+    if (n < *cap) {
+        return true;
+    }
+    c = *cap ? *cap * 2 : 4;
+    p = tr__realloc(*arr, (size_t)c * elem);
+    if (p == NULL) {
+        return false;
+    }
+    *arr = p;
+    *cap = c;
+    return true;
+}

@@ -51,6 +51,10 @@
  * with tr_set_allocator() (libc's by default). */
 void *tr__alloc(size_t n);
 void *tr__calloc(size_t n, size_t size);
+/* Makes room for one more element in a growing array *arr of n elements
+ * of `elem` bytes and capacity *cap (doubling, from 4); false without
+ * memory (then nothing changed). */
+bool tr__grow(void **arr, uint32_t n, uint32_t *cap, size_t elem);
 void *tr__realloc(void *p, size_t n);
 void tr__free(void *p);
 /* Zeroed memory aligned to `align` (a power of two), for structs with

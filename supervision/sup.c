@@ -136,20 +136,6 @@ start_kid(tr_cx *cx, sup_state *self, uint32_t i)
     return TR_OK;
 }
 
-static bool
-grow_free(sup_state *self)
-{
-    uint32_t cap = self->capfree ? self->capfree * 2 : 16;
-    uint32_t *f = tr__realloc(self->free_ids, cap * sizeof *f);
-
-    if (f == NULL) {
-        return false;
-    }
-    self->free_ids = f;
-    self->capfree = cap;
-    return true;
-}
-
 static uint32_t
 slot_hash(tr_ref r, uint32_t cap)
 {
@@ -226,15 +212,9 @@ new_entry(sup_state *self, uint32_t *index)
         *index = self->free_ids[--self->nfree];
         return &self->kids[*index];
     }
-    if (self->n == self->cap) {
-        uint32_t cap = self->cap ? self->cap * 2 : 8;
-        kid *k = tr__realloc(self->kids, cap * sizeof *k);
-
-        if (k == NULL) {
-            return NULL;
-        }
-        self->kids = k;
-        self->cap = cap;
+    if (!tr__grow((void **)&self->kids, self->n, &self->cap,
+                  sizeof *self->kids)) {
+        return NULL;
     }
     *index = self->n++;
     return &self->kids[*index];
@@ -250,7 +230,8 @@ gone(sup_state *self, kid *k)
         /* A dynamic child's entry is reused (unless no memory for the
          * stack: then it is just not). */
         if (self->spec->strategy == TR_SIMPLE_ONE_FOR_ONE &&
-            (self->nfree < self->capfree || grow_free(self))) {
+            tr__grow((void **)&self->free_ids, self->nfree, &self->capfree,
+                     sizeof *self->free_ids)) {
             self->free_ids[self->nfree++] = (uint32_t)(k - self->kids);
         }
     }
