@@ -392,8 +392,8 @@ set_ending(tr_cx *cx, tr_exit_kind kind, int32_t code, const char *text)
 {
     size_t n;
 
-    if (cx->self->lflags & TR__L_ENDING) {
-        return; /* the first reason wins */
+    if ((cx->self->lflags & TR__L_ENDING) && kind != TR_EXIT_KILLED) {
+        return; /* the first reason wins, but a kill wins over all */
     }
     cx->self->lflags |= TR__L_ENDING;
     cx->reason.kind = kind;
@@ -914,16 +914,6 @@ tr__run(void *ctx, tr__worker *w, tr__task *item)
         }
         m = drop_oldest ? tr__mbox_pop_locked(&a->mb) : tr__mbox_pop(&a->mb);
         if (m == NULL) {
-            if (a->ext != NULL && a->ext->child != NULL &&
-                a->ext->child->draining &&
-                (tr__mbox_word(&a->mb) & TR__MB_USER_MASK) ==
-                    (consumed & TR__MB_USER_MASK)) {
-                /* Drained: it ends (its mailbox is closed to new ones). */
-                static const tr_reason drained = {TR_EXIT_SHUTDOWN, 0,
-                                                  "drained"};
-
-                tr__exit_with(&cx, &drained);
-            }
             break;
         }
         n++;
@@ -932,6 +922,16 @@ tr__run(void *ctx, tr__worker *w, tr__task *item)
         handled += dispatch(&cx, (tr__msg *)m);
     }
     TR__COUNT(rt, handled, handled);
+    if (!(a->lflags & TR__L_ENDING) && a->ext != NULL &&
+        a->ext->child != NULL && a->ext->child->draining && !suspended(a) &&
+        (tr__mbox_word(&a->mb) & TR__MB_USER_MASK) ==
+            (consumed & TR__MB_USER_MASK)) {
+        /* Drained (whether the lane ran dry or the budget ended with it
+         * empty): it ends; its mailbox is closed to new messages. */
+        static const tr_reason drained = {TR_EXIT_SHUTDOWN, 0, "drained"};
+
+        tr__exit_with(&cx, &drained);
+    }
     if (a->lflags & TR__L_ENDING) {
         tr__actor_end(&cx, consumed);
         goto out;

@@ -76,7 +76,7 @@ tr__child_finish(tr_cx *cx, tr__msg *m, tr_status st)
         }
         return false;
     }
-    if (c->draining || c->restart == TR_TEMPORARY) {
+    if (c->draining) {
         return false; /* it ends for good: as any actor */
     }
     snprintf(why.text, sizeof why.text, "handler for type %u returned %s",

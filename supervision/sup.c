@@ -88,6 +88,7 @@ period_ms(const tr_sup_spec *s)
 
 static const tr_behavior *child_behavior(const tr_child_spec *cs);
 static bool map_put(sup_state *self, uint32_t index);
+static void sup_cleanup(tr_cx *cx, sup_state *self);
 static void gone(sup_state *self, kid *k);
 
 static tr_status
@@ -374,6 +375,23 @@ restart_now(tr_cx *cx, kid *k)
     (void)tr__send_sys(cx->rt, k->ref, TR__SYS_RESTART, NULL, 0);
 }
 
+/* The strategy: restarts in place the siblings of kid i that it names
+ * (one_for_all: every other; rest_for_one: those started after it). */
+static void
+restart_siblings(tr_cx *cx, sup_state *self, uint32_t i)
+{
+    uint32_t from = self->spec->strategy == TR_ONE_FOR_ALL    ? 0
+                    : self->spec->strategy == TR_REST_FOR_ONE ? i + 1
+                                                              : self->n;
+
+    for (uint32_t s = from; s < self->n; s++) {
+        if (s != i && self->kids[s].live &&
+            self->kids[s].state == TR_CHILD_RUNNING) {
+            restart_now(cx, &self->kids[s]);
+        }
+    }
+}
+
 /* Kid i went down (terminated in place): schedule its restart, and apply
  * the strategy to its siblings. */
 static void
@@ -381,9 +399,6 @@ child_down(tr_cx *cx, sup_state *self, uint32_t i, const tr_reason *why)
 {
     kid *k = &self->kids[i];
     uint32_t ms;
-    uint32_t from = self->spec->strategy == TR_ONE_FOR_ALL    ? 0
-                    : self->spec->strategy == TR_REST_FOR_ONE ? i + 1
-                                                              : self->n;
 
     if (self->stopping) {
         return; /* it is drained (and so ended) in its turn */
@@ -398,12 +413,7 @@ child_down(tr_cx *cx, sup_state *self, uint32_t i, const tr_reason *why)
         begin_stop(cx, self, &r);
         return;
     }
-    for (uint32_t s = from; s < self->n; s++) {
-        if (s != i && self->kids[s].live &&
-            self->kids[s].state == TR_CHILD_RUNNING) {
-            restart_now(cx, &self->kids[s]);
-        }
-    }
+    restart_siblings(cx, self, i);
     ms = backoff_ms(self, k);
     if (ms == 0) {
         restart_now(cx, k);
@@ -422,8 +432,8 @@ static void
 child_ended(tr_cx *cx, sup_state *self, uint32_t i, const tr__child_note *n)
 {
     kid *k = &self->kids[i];
-    bool again = !self->stopping && n->directive == 0 &&
-                 n->reason.kind == TR_EXIT_KILLED &&
+    bool again = !self->stopping && k->state != TR_CHILD_STOPPING &&
+                 n->directive == 0 && n->reason.kind == TR_EXIT_KILLED &&
                  k->spec->restart != TR_TEMPORARY;
 
     if (n->directive == TR_ESCALATE && !self->stopping) {
@@ -449,6 +459,7 @@ child_ended(tr_cx *cx, sup_state *self, uint32_t i, const tr__child_note *n)
             return;
         }
         if (start_kid(cx, self, i) == TR_OK) {
+            restart_siblings(cx, self, i);
             return;
         }
     }
@@ -482,14 +493,16 @@ sup_init(tr_cx *cx, sup_state *self, const tr_sup_spec *const *spec)
         tr_status st;
 
         if (k == NULL) {
+            sup_cleanup(cx, self);
             return TR_ENOMEM;
         }
         memset(k, 0, sizeof *k);
         k->spec = &s->children[i];
         st = start_kid(cx, self, at);
         if (st != TR_OK) {
-            self->n--; /* this entry never started */
-            return st; /* the terminate hook kills those started */
+            self->n--;             /* this entry never started */
+            sup_cleanup(cx, self); /* no terminate hook after a failed init */
+            return st;
         }
     }
     return TR_OK;
@@ -668,12 +681,12 @@ sup_which(tr_cx *cx, sup_state *self, const uint32_t *first)
     return st;
 }
 
-/* Its end: children still alive (it failed, or was killed) are killed,
- * so none outlives its supervisor. */
-static tr_status
-sup_terminate(tr_cx *cx, sup_state *self, const tr_reason *why)
+/* Kills the children still alive and frees the state: from the terminate
+ * hook (the supervisor failed, or was killed: none outlives it), and from
+ * an init that failed half way (no terminate hook follows it). */
+static void
+sup_cleanup(tr_cx *cx, sup_state *self)
 {
-    (void)why;
     tr__root_del(cx->rt, tr_self(cx));
     for (uint32_t i = 0; i < self->n; i++) {
         if (self->kids[i].live) {
@@ -685,6 +698,14 @@ sup_terminate(tr_cx *cx, sup_state *self, const tr_reason *why)
     tr__free(self->hist);
     tr__free(self->free_ids);
     tr__free(self->map);
+    memset(self, 0, sizeof *self); /* a restart in place starts afresh */
+}
+
+static tr_status
+sup_terminate(tr_cx *cx, sup_state *self, const tr_reason *why)
+{
+    (void)why;
+    sup_cleanup(cx, self);
     return TR_OK;
 }
 
@@ -761,6 +782,10 @@ tr_sup_start_rt(tr_runtime *rt, const tr_sup_spec *spec, tr_ref *out)
     st = tr_ask_wait(rt, r, SUP_PING, NULL, 0, NULL, 0, 30000);
     if (st == TR_EDEAD) {
         return TR_EFAILED;
+    }
+    if (st != TR_OK) {
+        (void)tr_kill(rt, r); /* not answering: nobody would own it */
+        return st;
     }
     if (st == TR_OK) {
         /* A top supervisor: shutdown stops its tree in order. */

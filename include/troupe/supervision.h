@@ -130,10 +130,13 @@ struct tr_sup_spec {
  * start, those started are stopped and the call fails). From a handler the
  * supervisor is the caller's child (linked: if the caller ends abnormally,
  * the tree goes with it); from an outside thread it has no parent.
- * Errors: TR_EINVAL (a malformed spec: no children, a child with neither or
- * both of actor and sup, TR_SIMPLE_ONE_FOR_ONE without exactly one child
- * spec), TR_ENOMEM, TR_ESHUTDOWN, and the spawn errors of its children
- * (then nothing is left running). Thread-safe: yes. */
+ * Errors: TR_EINVAL (a malformed spec: no children, a child without
+ * exactly one of actor, sup and pool, TR_SIMPLE_ONE_FOR_ONE without exactly
+ * one child spec), TR_ENOMEM, TR_ESHUTDOWN, the errors of spawning the
+ * supervisor itself; from an outside thread, which waits for its children
+ * to start, also TR_EFAILED (a child could not start: nothing is left
+ * running; from a handler that failure ends the new supervisor, and the
+ * link tells the caller) and those of tr_ask_wait(). Thread-safe: yes. */
 #define tr_sup_start(from, ...) TR__FROM(from, tr_sup_start)(from, __VA_ARGS__)
 TR_EXTERN tr_status tr_sup_start_cx(tr_cx *cx, const tr_sup_spec *spec,
                                     tr_ref *out);

@@ -556,6 +556,101 @@ test_stop_refuses_and_kills_after_grace(void **state)
     tr_runtime_destroy(&g_rt);
 }
 
+/* Regressions. A draining child whose last turn ends exactly on the
+ * budget still ends (drained, not killed after its grace). */
+static void
+hog(tr_cx *cx, void *arg)
+{
+    (void)cx;
+    (void)arg;
+    tr_test_sleep_ms(300); /* holds the only worker */
+}
+
+static void *
+stopper(void *arg)
+{
+    tr_ref *sup = arg;
+
+    (void)tr_sup_stop(g_rt, *sup, 10000);
+    return NULL;
+}
+
+static void
+test_drain_ending_on_the_budget(void **state)
+{
+    tr_config cfg = {.budget = 64, .watchdog_ms = TR_WATCHDOG_OFF};
+    tr_child_spec cs = kid(0, TR_PERMANENT);
+    tr_sup_spec spec = {.children = &cs, .nchildren = 1};
+    tr_mailbox_opts mb = {64, TR_BACKPRESSURE};
+    tr_ref sup, w, h;
+    pthread_t th;
+    uint64_t t0;
+
+    (void)state;
+    reset();
+    g_rt = it_runtime(1, &cfg);
+    cs.mailbox = &mb;
+    cs.shutdown_ms = 2000;
+    TR_ASSERT_OK(tr_sup_start(g_rt, &spec, &sup));
+    assert_int_equal(children(sup, &w, 1), 1);
+    h = it_spawn(g_rt, &it_caller, 0, 0, TR_BACKPRESSURE);
+    it_call_async(g_rt, h, hog, NULL);
+    bump(w, 64); /* exactly a budget's worth, while the worker is held */
+    t0 = tr_test_now_ns();
+    assert_int_equal(pthread_create(&th, NULL, stopper, &sup), 0);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_true(tr_test_now_ns() - t0 < 1500u * 1000000u); /* not 2 s */
+    assert_int_equal(IT_LOAD(g_incs[0]), 64);
+    assert_int_equal(IT_LOAD(g_order[0]), 1); /* it ended drained */
+    tr_runtime_destroy(&g_rt);
+}
+
+/* A child stopped with tr_sup_stop_child and killed (brutal kill) is
+ * forgotten, not restarted. */
+static void
+test_stop_child_brutal_is_not_restarted(void **state)
+{
+    tr_child_spec cs = kid(0, TR_PERMANENT);
+    tr_sup_spec spec = {.children = &cs, .nchildren = 1};
+    tr_sup_counts c;
+    tr_ref sup, w;
+
+    (void)state;
+    reset();
+    g_rt = it_runtime(2, NULL);
+    cs.shutdown_ms = TR_BRUTAL_KILL;
+    TR_ASSERT_OK(tr_sup_start(g_rt, &spec, &sup));
+    assert_int_equal(children(sup, &w, 1), 1);
+    TR_ASSERT_OK(tr_sup_stop_child(g_rt, sup, w, 5000));
+    IT_WAIT_UNTIL(IT_LOAD(g_terms[0]) == 1);
+    tr_test_sleep_ms(50);
+    TR_ASSERT_OK(tr_sup_count_children(g_rt, sup, &c, 5000));
+    assert_int_equal(c.active, 0);
+    assert_int_equal(c.restarts, 0);
+    assert_int_equal(IT_LOAD(g_inits[0]), 1);
+    tr_runtime_destroy(&g_rt);
+}
+
+/* A supervisor whose init cannot start every child leaves nothing behind
+ * (LeakSanitizer checks the memory). */
+static void
+test_init_failure_cleans_up(void **state)
+{
+    tr_child_spec cs[2] = {kid(0, TR_PERMANENT), kid(1, TR_PERMANENT)};
+    tr_sup_spec spec = {.children = cs, .nchildren = 2};
+    tr_ref sup;
+
+    (void)state;
+    reset();
+    g_rt = it_runtime(2, NULL);
+    cs[1].arg_len = 3; /* the init hook takes an int: its spawn fails */
+    TR_ASSERT_STATUS(tr_sup_start(g_rt, &spec, &sup), TR_EFAILED);
+    IT_WAIT_UNTIL(it_stats(g_rt).alive == 0);
+    assert_int_equal(IT_LOAD(g_inits[0]), 1);
+    assert_int_equal(IT_LOAD(g_terms[0]), 1);
+    tr_runtime_destroy(&g_rt);
+}
+
 static void
 test_dynamic_children(void **state)
 {
@@ -639,6 +734,9 @@ main(void)
         IT_TEST(test_stop_drains_in_reverse),
         IT_TEST(test_stop_refuses_and_kills_after_grace),
         IT_TEST(test_runtime_shutdown_drains_tree),
+        IT_TEST(test_drain_ending_on_the_budget),
+        IT_TEST(test_stop_child_brutal_is_not_restarted),
+        IT_TEST(test_init_failure_cleans_up),
         IT_TEST(test_dynamic_children),
         IT_TEST(test_walk_and_bad_specs),
     };
