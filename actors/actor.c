@@ -541,7 +541,7 @@ tr__finish(tr_cx *cx, tr__msg *m, tr_status st)
 /* Runs row's handler on m, from the start or (cx->point set) from where it
  * suspended. A handler that awaits returns TR_PENDING with its await
  * registered: m is kept for its resumption. */
-static void
+static inline __attribute__((always_inline)) void
 call(tr_cx *cx, const tr_handler *row, tr__msg *m)
 {
     tr__actor *a = cx->self;
@@ -550,13 +550,18 @@ call(tr_cx *cx, const tr_handler *row, tr__msg *m)
 
     cx->msg = m;
     cx->can_await = true;
-    tr__watch_begin(a, m->type); /* the watchdog's view: see watchdog.c */
+    tr__watch_begin(m->type); /* the watchdog's view: see watchdog.c */
     st = row->fn(cx, a->state, m->len ? m->data : NULL);
     tr__watch_end();
     cx->can_await = false;
     cx->msg = NULL;
     cx->point = 0;
     x = a->ext;
+    if (TR_LIKELY(x == NULL) && st >= 0 && m->corr == 0) {
+        /* The common case: a plain message, handled. */
+        tr__msg_free(cx->rt, m);
+        return;
+    }
     if (x != NULL && x->kind != TR__AW_NONE) {
         if (st == TR_PENDING && !(a->lflags & TR__L_ENDING)) {
             x->msg = m;
@@ -608,13 +613,16 @@ tr__accept(tr_cx *cx, tr__msg *m)
 }
 
 /* Hands m to its handler; false when it was refused (dead-lettered). */
-static bool
+static inline __attribute__((always_inline)) bool
 dispatch(tr_cx *cx, tr__msg *m)
 {
     tr__actor *a = cx->self;
     const tr_handler *row;
 
-    if (!tr__accept(cx, m)) {
+    /* Only reserved types (replies, DOWN) and messages with a deadline
+     * need a look before their handler. */
+    if (TR_UNLIKELY(m->deadline != 0 || m->type >= TR_MSG_RESERVED) &&
+        !tr__accept(cx, m)) {
         return false;
     }
     row = tr__find_row(a->beh, m->type);
@@ -754,8 +762,8 @@ tr__actor_end(tr_cx *cx, uint64_t consumed)
  * cases wake everyone instead: the owner goes idle (no turn would wake them
  * later), or only WAIT is left (the lane is empty: the room is there, and
  * a waiter woken earlier may never have used its slot). */
-bool
-tr__turn_release(tr_runtime *rt, tr__actor *a, uint64_t consumed, uint32_t n)
+static inline __attribute__((always_inline)) bool
+turn_release(tr_runtime *rt, tr__actor *a, uint64_t consumed, uint32_t n)
 {
     uint64_t word;
 
@@ -794,6 +802,12 @@ tr__turn_release(tr_runtime *rt, tr__actor *a, uint64_t consumed, uint32_t n)
         }
     }
     return true;
+}
+
+bool
+tr__turn_release(tr_runtime *rt, tr__actor *a, uint64_t consumed, uint32_t n)
+{
+    return turn_release(rt, a, consumed, n);
 }
 
 /* What a turn does next, after async_step. */
@@ -878,6 +892,7 @@ tr__run(void *ctx, tr__worker *w, tr__task *item)
         tr__tls_local = &rt->wc[tr__worker_index(w)];
         tr__tls_rt = rt;
     }
+    tr__watch_turn(tr__tls_local, a);
     for (;;) {
         tr__mnode *m;
 
@@ -936,7 +951,7 @@ tr__run(void *ctx, tr__worker *w, tr__task *item)
         tr__actor_end(&cx, consumed);
         goto out;
     }
-    if (tr__turn_release(rt, a, consumed, freed)) {
+    if (turn_release(rt, a, consumed, freed)) {
         tr__exec_yield(w, &a->task); /* more to do: after the others */
     }
 out:

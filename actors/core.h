@@ -477,27 +477,32 @@ tr__actor *tr__current_actor(tr_runtime *rt);
 
 /* ---- watchdog.c -------------------------------------------------------- */
 
-/* Publishes the handler call a worker starts (dispatch), for the watchdog
- * to sample: three stores here and one in tr__watch_end (plain moves on
- * x86), no clock read. Worker
+/* Publishes what a worker runs, for the watchdog to sample, with no clock
+ * read: the actor once per turn (tr__watch_turn, two stores), then each
+ * handler call (tr__watch_begin, one store; tr__watch_end, one). Worker
  * only.
  *
  * Release stores, read as a seqlock without fences (which TSan does not
  * model): the word's release publishes wd_actor and wd_beh to the
  * watchdog's acquire of it; and a watchdog whose acquire load of wd_actor
- * or wd_beh reads a later call's value synchronizes with this store, so
- * its re-read of the word sees that the call changed (see report() in
- * watchdog.c). */
+ * or wd_beh reads a later turn's value synchronizes with that store, made
+ * after this turn's last tr__watch_end, so its re-read of the word sees
+ * that the call changed (see report() in watchdog.c). */
 static inline void
-tr__watch_begin(tr__actor *a, uint32_t type)
+tr__watch_turn(tr__local *l, tr__actor *a)
+{
+    atomic_store_explicit(&l->wd_actor, a, memory_order_release);
+    atomic_store_explicit(&l->wd_beh, a->beh, memory_order_release);
+}
+
+static inline void
+tr__watch_begin(uint32_t type)
 {
     tr__local *l = tr__tls_local;
     /* relaxed: the worker reads back its own store. */
     uint64_t calls =
         atomic_load_explicit(&l->wd_word, memory_order_relaxed) + 2u;
 
-    atomic_store_explicit(&l->wd_actor, a, memory_order_release);
-    atomic_store_explicit(&l->wd_beh, a->beh, memory_order_release);
     atomic_store_explicit(
         &l->wd_word, (uint64_t)type << 32 | (calls & UINT64_C(0xfffffffe)) | 1u,
         memory_order_release);
