@@ -219,8 +219,7 @@ tr__spawn(tr_runtime *rt, tr__actor *parent, const tr_behavior *b,
             goto fail_slot;
         }
     }
-    if (child != NULL && ext == NULL &&
-        (ext = tr__calloc(1, sizeof *ext)) == NULL) {
+    if (child != NULL && ext == NULL && (ext = tr__ext_new()) == NULL) {
         st = TR_ENOMEM;
         goto fail_slot;
     }
@@ -507,7 +506,7 @@ tr__finish(tr_cx *cx, tr__msg *m, tr_status st)
 {
     tr__actor *a = cx->self;
 
-    if (a->ext != NULL && a->ext->child != NULL &&
+    if (tr__more(a) != NULL && a->ext->child != NULL &&
         tr__child_finish(cx, m, st)) {
         return; /* kept for a retry after the restart */
     }
@@ -556,7 +555,7 @@ call(tr_cx *cx, const tr_handler *row, tr__msg *m)
     cx->can_await = false;
     cx->msg = NULL;
     cx->point = 0;
-    x = a->ext;
+    x = tr__more(a);
     if (TR_LIKELY(x == NULL) && st >= 0 && m->corr == 0) {
         /* The common case: a plain message, handled. */
         tr__msg_free(cx->rt, m);
@@ -659,8 +658,10 @@ resume(tr_cx *cx)
 static bool
 suspended(const tr__actor *a)
 {
-    return a->ext != NULL && (a->ext->kind != TR__AW_NONE ||
-                              (a->ext->child != NULL && a->ext->child->down));
+    const tr__ext *x = tr__more(a);
+
+    return x != NULL &&
+           (x->kind != TR__AW_NONE || (x->child != NULL && x->child->down));
 }
 
 /* Whether the actor ends now: it is ending, and not a supervised child
@@ -671,7 +672,7 @@ ends(tr_cx *cx)
     tr__actor *a = cx->self;
 
     return (a->lflags & TR__L_ENDING) &&
-           (a->ext == NULL || a->ext->child == NULL ||
+           (tr__more(a) == NULL || a->ext->child == NULL ||
             !tr__child_intercept(cx));
 }
 
@@ -700,7 +701,7 @@ tr__actor_end(tr_cx *cx, uint64_t consumed)
         tr__io_actor_end(rt, a); /* before the drain: see actors/io.c */
     }
     tr__bonds_end(cx);
-    if (a->ext != NULL && a->ext->child != NULL) {
+    if (tr__more(a) != NULL && a->ext->child != NULL) {
         tr__child_end(cx);
     }
     tr__outbox_force(rt, a);
@@ -825,7 +826,9 @@ async_step(tr_cx *cx, uint64_t *consumed, uint32_t *freed)
 {
     tr__actor *a = cx->self;
 
-    if (a->ext->ready) {
+    tr__ext *x = tr__more(a);
+
+    if (x != NULL && x->ready) {
         resume(cx);
         if (a->lflags & TR__L_ENDING) {
             return STEP_AGAIN; /* the loop's top decides */
@@ -842,7 +845,8 @@ async_step(tr_cx *cx, uint64_t *consumed, uint32_t *freed)
             return STEP_STOP;
         }
     }
-    if (a->ext->ready) {
+    x = tr__more(a); /* (resume may have made it full) */
+    if (x != NULL && x->ready) {
         return STEP_AGAIN; /* an awaited send just went */
     }
     if (suspended(a)) {
@@ -852,7 +856,7 @@ async_step(tr_cx *cx, uint64_t *consumed, uint32_t *freed)
         *freed = 0;
         return STEP_AGAIN; /* a system message waits */
     }
-    if (a->ext->child != NULL && a->ext->child->poison != NULL) {
+    if (x != NULL && x->child != NULL && x->child->poison != NULL) {
         /* Restarted: the message it failed on first, again. */
         (void)dispatch(cx, tr__child_retry(cx));
         a->ext->child->retrying = NULL;
@@ -937,7 +941,7 @@ tr__run(void *ctx, tr__worker *w, tr__task *item)
         handled += dispatch(&cx, (tr__msg *)m);
     }
     TR__COUNT(rt, handled, handled);
-    if (!(a->lflags & TR__L_ENDING) && a->ext != NULL &&
+    if (!(a->lflags & TR__L_ENDING) && tr__more(a) != NULL &&
         a->ext->child != NULL && a->ext->child->draining && !suspended(a) &&
         (tr__mbox_word(&a->mb) & TR__MB_USER_MASK) ==
             (consumed & TR__MB_USER_MASK)) {

@@ -18,10 +18,43 @@
 #define PENDING_MAX 4096u
 
 tr__ext *
+tr__ext_new(void)
+{
+    tr__ext *x = tr__calloc(1, sizeof *x);
+
+    if (x != NULL) {
+        x->full = true;
+    }
+    return x;
+}
+
+tr__ext *
 tr__ext_get(tr__actor *a)
 {
+    tr__ext *x = a->ext;
+
+    if (x == NULL) {
+        a->ext = tr__ext_new();
+    } else if (!x->full) {
+        /* Held sends only so far: grow it (nothing points into it). */
+        x = tr__realloc(x, sizeof *x);
+        if (x == NULL) {
+            return NULL;
+        }
+        memset((char *)x + TR__EXT_SMALL, 0, sizeof *x - TR__EXT_SMALL);
+        x->full = true;
+        a->ext = x;
+    }
+    return a->ext;
+}
+
+tr__ext *
+tr__ext_outbox(tr__actor *a)
+{
     if (a->ext == NULL) {
-        a->ext = tr__calloc(1, sizeof *a->ext);
+        /* Most actors that hold sends never need more: a muted producer
+         * costs a few words, not the whole record. */
+        a->ext = tr__calloc(1, TR__EXT_SMALL);
     }
     return a->ext;
 }
@@ -132,7 +165,7 @@ tr_await_status(const tr_cx *cx)
 const char *
 tr_await_detail(const tr_cx *cx)
 {
-    return cx->self->ext != NULL ? cx->self->ext->detail : "";
+    return tr__more(cx->self) != NULL ? cx->self->ext->detail : "";
 }
 
 /* Writes the chain of waiting actors from `a` back to it into x->detail:
@@ -240,7 +273,7 @@ tr_status
 tr__await_send_request(tr_cx *cx, uint32_t point, tr__msg *m, void *reply,
                        size_t reply_len)
 {
-    tr__ext *x = cx->self->ext;
+    tr__ext *x = tr__more(cx->self);
     uint64_t deadline = m->deadline; /* m is the receiver's once sent */
     tr_status st;
 
@@ -380,7 +413,7 @@ tr_ask(tr_cx *cx, tr_ref to, uint32_t type, const void *data, size_t len,
 void
 tr__await_reply(tr_cx *cx, tr__msg *m)
 {
-    tr__ext *x = cx->self->ext;
+    tr__ext *x = tr__more(cx->self);
 
     if (x == NULL || x->kind != TR__AW_ASK || x->ready || x->corr != m->corr) {
         /* Its ask timed out, or the actor stopped awaiting it. */
@@ -409,7 +442,7 @@ tr__await_reply(tr_cx *cx, tr__msg *m)
 bool
 tr__pending_take(tr_cx *cx, const tr__msg *m)
 {
-    tr__ext *x = cx->self->ext;
+    tr__ext *x = tr__more(cx->self);
 
     for (uint32_t i = 0; x != NULL && i < x->npend; i++) {
         if (x->pend[i].corr != m->corr) {
@@ -446,7 +479,7 @@ expire_pending(tr_cx *cx, tr__pending *p)
 void
 tr__await_timeout(tr_cx *cx)
 {
-    tr__ext *x = cx->self->ext;
+    tr__ext *x = tr__more(cx->self);
     uint64_t now = tr__now_ns(), next = UINT64_MAX;
 
     if (x == NULL) {
@@ -490,7 +523,7 @@ tr__await_timeout(tr_cx *cx)
 bool
 tr__await_take(tr_cx *cx, tr__msg **m, const tr_handler **row)
 {
-    tr__ext *x = cx->self->ext;
+    tr__ext *x = tr__more(cx->self);
 
     if (x == NULL || !x->ready) {
         return false;
@@ -511,34 +544,31 @@ tr__await_take(tr_cx *cx, tr__msg **m, const tr_handler **row)
 void
 tr__ext_free(tr__ext *x)
 {
-    if (x != NULL) {
+    if (x != NULL && x->full) {
         tr__free(x->pend);
         tr__free(x->links);
         tr__free(x->watchers);
         tr__free(x->mons);
         tr__free(x->child);
-        tr__free(x);
     }
+    tr__free(x);
 }
 
 void
 tr__ext_end(tr_cx *cx)
 {
-    tr__ext *x = cx->self->ext;
+    tr__ext *x = tr__more(cx->self);
 
-    if (x == NULL) {
-        return;
-    }
-    if (x->kind != TR__AW_NONE) {
+    if (x != NULL && x->kind != TR__AW_NONE) {
         TR__COUNT(cx->rt, awaiting, (uint64_t)-1);
     }
-    if (x->msg != NULL) {
+    if (x != NULL && x->msg != NULL) {
         /* Ended while suspended: its asker learns now. */
         if (!x->replied) {
             tr__reply_error(cx->rt, x->msg, TR_EDEAD);
         }
         tr__msg_free(cx->rt, x->msg);
     }
-    tr__ext_free(x);
+    tr__ext_free(cx->self->ext); /* full or small */
     cx->self->ext = NULL;
 }

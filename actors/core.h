@@ -137,9 +137,12 @@ typedef struct tr__child tr__child;
 /* What few actors need, allocated on first use and kept until the actor
  * ends: held sends and async state. Owner only. */
 typedef struct tr__ext {
-    /* Held sends, in send order. */
+    /* Held sends, in send order. An actor that only holds sends (a muted
+     * producer) has just this much allocated (TR__EXT_SMALL): `full` says
+     * whether the rest is there (see tr__more). */
     tr__msg *head, *tail;
     uint32_t n;
+    bool full;
     /* The suspended handler: the message it handles (kept until it
      * finishes), its row, where it resumes, what it awaits. */
     tr__await_kind kind;
@@ -213,6 +216,9 @@ typedef struct tr__child_note {
                            normal end that is not restarted) */
     tr_reason reason;
 } tr__child_note;
+
+/* The size of an ext that holds sends only. */
+#define TR__EXT_SMALL offsetof(tr__ext, kind)
 
 struct tr__watcher {
     tr_ref who;
@@ -776,14 +782,28 @@ typedef enum tr__mode {
 tr_status tr__deliver(tr_runtime *rt, tr__actor *self, tr__msg *m,
                       tr__mode mode);
 
+/* The actor's full ext (async state, links and monitors, supervision), or
+ * NULL when it has none or only held sends. Owner. */
+static inline tr__ext *
+tr__more(const tr__actor *a)
+{
+    return a->ext != NULL && a->ext->full ? a->ext : NULL;
+}
+
 /* Owner: the first held send, or NULL. */
 static inline tr__msg *
 tr__held(const tr__actor *a)
 {
     return a->ext != NULL ? a->ext->head : NULL;
 }
-/* Owner: the actor's ext, allocated on first use; NULL without memory. */
+/* Owner: the actor's full ext, allocated (or grown from a small one) on
+ * first use; NULL without memory. */
 tr__ext *tr__ext_get(tr__actor *a);
+/* Owner: the actor's ext for held sends (small if new); NULL without
+ * memory. */
+tr__ext *tr__ext_outbox(tr__actor *a);
+/* A new full ext, zeroed; NULL without memory. */
+tr__ext *tr__ext_new(void);
 /* Owner: takes held send m out of the outbox (it is there). */
 void tr__outbox_remove(tr__actor *self, tr__msg *m);
 /* Owner: parks a suspended actor (holding MUTE) after releasing the turn's

@@ -117,7 +117,7 @@ link_to(tr_cx *cx, tr_ref other)
     }
     st = tr__send_sys(cx->rt, other, TR__SYS_LINK, &s, sizeof s);
     if (st != TR_OK) {
-        drop_link(cx->self->ext, other);
+        drop_link(tr__more(cx->self), other);
     }
     return st;
 }
@@ -139,7 +139,7 @@ tr_unlink(tr_cx *cx, tr_ref other)
     if (cx == NULL) {
         return TR_EINVAL;
     }
-    if (drop_link(cx->self->ext, other)) {
+    if (drop_link(tr__more(cx->self), other)) {
         s = (tr__sig){tr_self(cx), 0, false, {0}};
         (void)tr__send_sys(cx->rt, other, TR__SYS_UNLINK, &s, sizeof s);
     }
@@ -154,7 +154,7 @@ tr_trap_exit(tr_cx *cx, bool on)
     if (cx == NULL) {
         return TR_EINVAL;
     }
-    x = on ? tr__ext_get(cx->self) : cx->self->ext;
+    x = on ? tr__ext_get(cx->self) : tr__more(cx->self);
     if (x == NULL) {
         return on ? TR_ENOMEM : TR_OK;
     }
@@ -193,7 +193,7 @@ tr_demonitor(tr_cx *cx, tr_monitor m)
     if (cx == NULL) {
         return TR_EINVAL;
     }
-    x = cx->self->ext;
+    x = tr__more(cx->self);
     for (uint32_t i = 0; x != NULL && i < x->nmons; i++) {
         if (x->mons[i].id == m.id_) {
             tr__sig s = {tr_self(cx), m.id_, false, {0}};
@@ -239,7 +239,7 @@ tr__link_prepare(tr__actor *parent, tr__ext **child)
 {
     tr__ext *px = tr__ext_get(parent);
 
-    *child = tr__calloc(1, sizeof **child);
+    *child = tr__ext_new();
     if (px == NULL || *child == NULL ||
         !tr__grow((void **)&px->links, px->nlinks, &px->caplinks,
                   sizeof *px->links) ||
@@ -276,7 +276,7 @@ tr__bond_sys(tr_cx *cx, const tr__msg *m)
         }
         break;
     case TR__SYS_UNLINK:
-        drop_link(cx->self->ext, s.from);
+        drop_link(tr__more(cx->self), s.from);
         break;
     case TR__SYS_MONITOR:
         x = tr__ext_get(cx->self);
@@ -288,7 +288,7 @@ tr__bond_sys(tr_cx *cx, const tr__msg *m)
         x->watchers[x->nwatchers++] = (struct tr__watcher){s.from, s.id};
         break;
     case TR__SYS_DEMONITOR:
-        x = cx->self->ext;
+        x = tr__more(cx->self);
         for (uint32_t i = 0; x != NULL && i < x->nwatchers; i++) {
             if (x->watchers[i].id == s.id &&
                 tr_ref_eq(x->watchers[i].who, s.from)) {
@@ -298,7 +298,7 @@ tr__bond_sys(tr_cx *cx, const tr__msg *m)
         }
         break;
     default: /* TR__SYS_EXIT */
-        x = cx->self->ext;
+        x = tr__more(cx->self);
         if (s.linked && !drop_link(x, s.from)) {
             break; /* unlinked meanwhile: the link no longer carries it */
         }
@@ -332,7 +332,7 @@ tr__bond_orphan(tr_runtime *rt, const tr__msg *m)
 void
 tr__bonds_end(tr_cx *cx)
 {
-    tr__ext *x = cx->self->ext;
+    tr__ext *x = tr__more(cx->self);
     tr_ref me = tr_self(cx);
 
     if (x == NULL) {
@@ -351,7 +351,7 @@ tr__bonds_end(tr_cx *cx)
 bool
 tr__down_take(tr_cx *cx, const tr__msg *m)
 {
-    tr__ext *x = cx->self->ext;
+    tr__ext *x = tr__more(cx->self);
     tr_down d;
 
     memcpy(&d, m->data, sizeof d);

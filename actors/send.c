@@ -103,7 +103,7 @@ tr__push_forced(tr_runtime *rt, tr__actor *a, tr__msg *m)
 static bool
 outbox_append(tr__actor *self, tr__msg *m)
 {
-    tr__ext *o = tr__ext_get(self);
+    tr__ext *o = tr__ext_outbox(self);
 
     if (o == NULL) {
         return false;
@@ -134,7 +134,7 @@ outbox_advance(tr__actor *self, tr__msg *m, tr__msg *next, tr_status st)
         o->tail = NULL;
     }
     o->n--;
-    if (o->kind == TR__AW_SEND && o->held == m) {
+    if (o->full && o->kind == TR__AW_SEND && o->held == m) {
         o->held = NULL;
         o->status = st;
         o->ready = true;
@@ -530,8 +530,10 @@ waits_for(tr__actor *a)
     if (h != NULL) {
         return tr__ref_pack(h->to);
     }
-    if (a->ext != NULL && a->ext->kind == TR__AW_ASK && !a->ext->ready) {
-        return tr__ref_pack(a->ext->target) | TR__EDGE_AWAIT;
+    tr__ext *x = tr__more(a);
+
+    if (x != NULL && x->kind == TR__AW_ASK && !x->ready) {
+        return tr__ref_pack(x->target) | TR__EDGE_AWAIT;
     }
     return 0;
 }
