@@ -123,7 +123,8 @@ outbox_append(tr__actor *self, tr__msg *m)
 /* Drops the first held send `m` from the outbox (the caller has taken it,
  * with status `st`); `next` is its outbox link, read before it left. If a
  * suspended handler awaits that send, its await is over (`m` is only
- * compared: it may be freed by now). */
+ * compared: it may be freed by now). A small ext (held sends only) is
+ * freed with its last one: most actors hold sends only now and then. */
 static void
 outbox_advance(tr__actor *self, tr__msg *m, tr__msg *next, tr_status st)
 {
@@ -134,7 +135,14 @@ outbox_advance(tr__actor *self, tr__msg *m, tr__msg *next, tr_status st)
         o->tail = NULL;
     }
     o->n--;
-    if (o->full && o->kind == TR__AW_SEND && o->held == m) {
+    if (!o->full) {
+        if (next == NULL) {
+            tr__free(o); /* a small one goes with its last held send */
+            self->ext = NULL;
+        }
+        return;
+    }
+    if (o->kind == TR__AW_SEND && o->held == m) {
         o->held = NULL;
         o->status = st;
         o->ready = true;
