@@ -78,7 +78,7 @@ typedef struct bench_def {
 
 extern const bench_def bench_pingpong, bench_ring, bench_counting, bench_fanin,
     bench_spawn, bench_idle_memory, bench_big, bench_skynet, bench_chameneos,
-    bench_wake, bench_ask, bench_echo;
+    bench_wake, bench_ask, bench_echo, bench_children;
 
 /* ---- Helpers (main.c) ---------------------------------------------------- */
 

@@ -22,7 +22,8 @@
 static const bench_def *const benches[] = {
     &bench_pingpong,  &bench_ring,        &bench_counting, &bench_fanin,
     &bench_spawn,     &bench_idle_memory, &bench_big,      &bench_skynet,
-    &bench_chameneos, &bench_wake,        &bench_ask, &bench_echo,
+    &bench_chameneos, &bench_wake,        &bench_ask,      &bench_echo,
+    &bench_children,
 };
 #define NBENCHES (sizeof benches / sizeof benches[0])
 
