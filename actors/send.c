@@ -433,9 +433,16 @@ tr__in_cycle(tr_runtime *rt, tr__actor *a)
     uint64_t tortoise = self;
     uint64_t hare = atomic_load_explicit(&a->muted_on, memory_order_seq_cst) &
                     ~TR__EDGE_AWAIT;
-    uint64_t power = 1, lam = 1;
-    uint64_t steps = atomic_load_explicit(&rt->alive, memory_order_relaxed) + 2;
+    uint64_t power = 1, lam = 1, steps;
 
+    /* The common case first: the actor we wait on waits on no one. */
+    if (hare == 0 || hare == self) {
+        return hare == self;
+    }
+    if (waits_on(rt, hare) == 0) {
+        return false;
+    }
+    steps = atomic_load_explicit(&rt->alive, memory_order_relaxed) + 2;
     while (hare != 0 && steps-- > 0) {
         if (hare == self) {
             return true;
