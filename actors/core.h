@@ -134,8 +134,10 @@ typedef struct tr__pending {
 
 typedef struct tr__child tr__child;
 
-/* What few actors need, allocated on first use and kept until the actor
- * ends: held sends and async state. Owner only. */
+/* What few actors need, allocated on first use: held sends, and async
+ * state, links and monitors, supervision. A small one (held sends only)
+ * goes with its last held send; a full one stays until the actor ends.
+ * Owner only. */
 typedef struct tr__ext {
     /* Held sends, in send order. An actor that only holds sends (a muted
      * producer) has just this much allocated (TR__EXT_SMALL): `full` says
@@ -270,8 +272,8 @@ typedef struct tr__actor {
     uint8_t lflags;         /* TR__L_*; owner */
     const tr_behavior *beh; /* owner (set by the spawner before) */
     void *state;            /* owner */
-    /* Owner: held sends and async state, allocated when first needed and
-     * kept until the actor ends (most actors never need it). */
+    /* Owner: held sends and the rest of what few actors need (see
+     * tr__ext); most actors never have one. */
     tr__ext *ext;
     /* Owner: waiter records grabbed from mb.waiters and not yet woken
      * (newest first). While any are here the owner holds the WAIT token,
