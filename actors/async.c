@@ -226,15 +226,6 @@ request_new(tr_cx *cx, tr_ref to, uint32_t type, const void *data, size_t len,
     return m;
 }
 
-/* Whether a send status means the runtime took the request, so its asker
- * gets an answer (a reply, or an error the runtime sends for it). */
-static bool
-request_taken(tr_status st)
-{
-    return st == TR_OK || st == TR_PENDING || st == TR_DROPPED ||
-           st == TR_EDEAD;
-}
-
 tr_status
 tr__await_prepare(tr_cx *cx, tr_ref to, void *reply, size_t reply_len,
                   uint32_t timeout_ms, uint64_t *corr, uint64_t *deadline)
@@ -283,7 +274,7 @@ tr__await_send_request(tr_cx *cx, uint32_t point, tr__msg *m, void *reply,
     x->len = reply_len;
     x->kind = TR__AW_ASK; /* before the send: a held request mutes us */
     st = tr__send_msg(cx->rt, cx->self, m);
-    if (!request_taken(st)) {
+    if (!tr__taken(st)) {
         x->kind = TR__AW_NONE;
         tr__waits_reset(cx->self);
         return cx->await = st;
@@ -400,7 +391,7 @@ tr_ask(tr_cx *cx, tr_ref to, uint32_t type, const void *data, size_t len,
         return TR_ENOMEM;
     }
     st = tr__send_msg(cx->rt, cx->self, m);
-    if (!request_taken(st)) {
+    if (!tr__taken(st)) {
         return st;
     }
     x->pend[x->npend++] = (tr__pending){corr, deadline, to, false};

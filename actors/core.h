@@ -739,6 +739,15 @@ tr_status tr__check_send(tr_runtime *rt, uint32_t type, const void *data,
  * TR_ESHUTDOWN, TR_ENOMEM) without calling its free_fn (a moved payload
  * stays the caller's). */
 tr_status tr__send_msg(tr_runtime *rt, tr__actor *self, tr__msg *m);
+/* Whether a send's status means the runtime took the message (queued,
+ * held, or dead-lettered): the sender no longer owns it, and a request's
+ * asker will be answered. */
+static inline bool
+tr__taken(tr_status st)
+{
+    return st == TR_OK || st == TR_PENDING || st == TR_DROPPED ||
+           st == TR_EDEAD;
+}
 /* Puts m in actor a's user lane past its capacity, uncounted (a made-up
  * reply to itself, bounded by its asks); a NULL or ended `a`
  * dead-letters it (TR_EDEAD). */

@@ -558,7 +558,7 @@ tr__waits_reset(tr__actor *a)
 {
     uint64_t want = waits_for(a);
 
-    /* relaxed: a repliers' CAS may have cleared it already (the common
+    /* relaxed: an answerer's CAS may have cleared it already (the common
      * case: then there is nothing to store). seq_cst store: as the stores
      * before a cycle walk (in_cycle). */
     if (atomic_load_explicit(&a->muted_on, memory_order_relaxed) != want) {
@@ -774,7 +774,7 @@ send_move(tr_runtime *rt, tr__actor *self, tr_ref to, uint32_t type,
     m->len = len;
     m->free_fn = free_fn;
     st = tr__send_msg(rt, self, m);
-    if (st == TR_OK || st == TR_PENDING || st == TR_DROPPED || st == TR_EDEAD) {
+    if (tr__taken(st)) {
         *bufp = NULL;
     }
     return st;
@@ -920,8 +920,7 @@ tr__forward(tr_cx *cx, tr_ref to, uint64_t deadline)
     st = tr__send_msg(cx->rt, cx->self, m);
     /* Taken (even if then dead-lettered, which answers the asker): the
      * obligation moved on with it. */
-    cx->replied =
-        st == TR_OK || st == TR_PENDING || st == TR_DROPPED || st == TR_EDEAD;
+    cx->replied = tr__taken(st);
     return st;
 }
 
