@@ -256,6 +256,16 @@ spawn_front(tr_ref back)
     return r;
 }
 
+/* A fresh runtime with a back actor and a front actor that asks it. */
+static void
+start_pair(tr_ref *back, tr_ref *front)
+{
+    reset();
+    g_rt = it_runtime(2, NULL);
+    *back = spawn_back();
+    *front = spawn_front(*back);
+}
+
 static tr_status
 relay(tr_ref front, uint32_t type, uint64_t arg, uint32_t timeout_ms,
       uint64_t *out, uint32_t outer_ms)
@@ -275,10 +285,7 @@ test_await_ask_reply(void **state)
     uint64_t out = 0;
 
     (void)state;
-    reset();
-    g_rt = it_runtime(2, NULL);
-    back = spawn_back();
-    front = spawn_front(back);
+    start_pair(&back, &front);
     for (uint64_t i = 1; i <= 100; i++) {
         TR_ASSERT_OK(relay(front, MSG_DOUBLE, i, 5000, &out, 10000));
         assert_int_equal(out, 2 * i);
@@ -340,10 +347,7 @@ test_await_ask_timeout_and_late_reply(void **state)
     uint64_t out = 0, t0;
 
     (void)state;
-    reset();
-    g_rt = it_runtime(2, NULL);
-    back = spawn_back();
-    front = spawn_front(back);
+    start_pair(&back, &front);
     t0 = tr_test_now_ns();
     TR_ASSERT_STATUS(relay(front, MSG_SLOW, 300, 30, &out, 10000),
                      TR_ETIMEDOUT);
@@ -367,10 +371,7 @@ test_suspended_actor_queues_user_messages(void **state)
     uint64_t note;
 
     (void)state;
-    reset();
-    g_rt = it_runtime(2, NULL);
-    back = spawn_back();
-    front = spawn_front(back);
+    start_pair(&back, &front);
     TR_ASSERT_OK(tr_send(g_rt, front, MSG_RELAY, &r, sizeof r));
     IT_WAIT_UNTIL(IT_LOAD(g_suspended) == 2); /* front, then back */
     for (note = 1; note <= 3; note++) {
@@ -403,10 +404,7 @@ test_stop_while_awaiting(void **state)
     pthread_t th;
 
     (void)state;
-    reset();
-    g_rt = it_runtime(2, NULL);
-    back = spawn_back();
-    front = spawn_front(back);
+    start_pair(&back, &front);
     assert_int_equal(pthread_create(&th, NULL, stopper, &front), 0);
     t0 = tr_test_now_ns();
     TR_ASSERT_STATUS(relay(front, MSG_SLOW, 400, 10000, &out, 20000), TR_EDEAD);
@@ -432,10 +430,7 @@ test_deadline_is_inherited(void **state)
     uint64_t out = 0, t0;
 
     (void)state;
-    reset();
-    g_rt = it_runtime(2, NULL);
-    back = spawn_back();
-    front = spawn_front(back);
+    start_pair(&back, &front);
     t0 = tr_test_now_ns();
     TR_ASSERT_STATUS(relay(front, MSG_SLOW, 1000, 10000, &out, 60),
                      TR_ETIMEDOUT);
@@ -477,10 +472,7 @@ test_forward_answers_the_original_asker(void **state)
     uint64_t v = 21, out = 0;
 
     (void)state;
-    reset();
-    g_rt = it_runtime(2, NULL);
-    back = spawn_back();
-    front = spawn_front(back);
+    start_pair(&back, &front);
     TR_ASSERT_OK(tr_ask_wait(g_rt, front, MSG_FWD, &v, sizeof v, &out,
                              sizeof out, 5000));
     assert_int_equal(out, 42);
@@ -513,10 +505,7 @@ test_ask_reply_as_message(void **state)
     struct relay r = {MSG_DOUBLE, 5000, 8};
 
     (void)state;
-    reset();
-    g_rt = it_runtime(2, NULL);
-    back = spawn_back();
-    front = spawn_front(back);
+    start_pair(&back, &front);
     TR_ASSERT_OK(tr_send(g_rt, front, MSG_START, &r, sizeof r));
     IT_WAIT_UNTIL(IT_LOAD(g_log.n) == 1);
     assert_int_equal(g_log.ev[0], 2000 + 16);
@@ -538,10 +527,7 @@ test_ask_reply_as_message_timeout(void **state)
     struct relay r = {MSG_SLOW, 30, 200};
 
     (void)state;
-    reset();
-    g_rt = it_runtime(2, NULL);
-    back = spawn_back();
-    front = spawn_front(back);
+    start_pair(&back, &front);
     TR_ASSERT_OK(tr_send(g_rt, front, MSG_START, &r, sizeof r));
     IT_WAIT_UNTIL(IT_LOAD(g_log.n) == 1);
     assert_int_equal(IT_LOAD(g_await_st), ST(TR_ETIMEDOUT));
