@@ -318,7 +318,12 @@ tr_spawn_rt(tr_runtime *rt, const tr_behavior *b, const tr_spawn_opts *opts,
 tr_status
 tr__deliver_sys(tr_runtime *rt, tr__msg *m)
 {
-    tr__actor *a = tr__lookup(rt, m->to);
+    return tr__deliver_sys_to(rt, tr__lookup(rt, m->to), m);
+}
+
+tr_status
+tr__deliver_sys_to(tr_runtime *rt, tr__actor *a, tr__msg *m)
+{
     uint64_t w;
 
     if (a == NULL) {
@@ -896,6 +901,7 @@ tr__run(void *ctx, tr__worker *w, tr__task *item)
         tr__tls_local = &rt->wc[tr__worker_index(w)];
         tr__tls_rt = rt;
     }
+    cx.l = tr__tls_local;
     tr__watch_turn(tr__tls_local, a);
     for (;;) {
         tr__mnode *m;

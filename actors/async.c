@@ -62,21 +62,28 @@ tr__ext_outbox(tr__actor *a)
 uint64_t
 tr__new_id(tr_cx *cx)
 {
-    tr__local *l = &cx->rt->wc[tr__worker_index(cx->w)];
-
     /* Outside threads ask through tr_ask_wait, whose reply port takes one
      * request only: they need no id. */
-    return ((uint64_t)l->index << 48) | ++l->corr_seq;
+    return ((uint64_t)cx->l->index << 48) | ++cx->l->corr_seq;
+}
+
+/* The absolute deadline `ms` from now: never early, and late by at most
+ * about 0.1 ms (see tr__now_bound_ns), for a fraction of a precise clock
+ * read most of the time, since asks are a hot path. Not from the coarse
+ * clock: that one can lag by more than its tick on a tickless kernel or a
+ * busy host, which would make a deadline early. */
+static uint64_t
+deadline_in(tr_cx *cx, uint32_t ms)
+{
+    return tr__now_bound_ns(&cx->l->clock) + (uint64_t)ms * 1000000u;
 }
 
 /* An ask's absolute deadline: timeout_ms from now, but no later than that
- * of the request being handled, if it is one (what is left of its time).
- * From the precise clock: the coarse one can lag by more than its tick on
- * a tickless kernel, which would make a deadline early. */
+ * of the request being handled, if it is one (what is left of its time). */
 static uint64_t
-ask_deadline(const tr_cx *cx, uint32_t timeout_ms)
+ask_deadline(tr_cx *cx, uint32_t timeout_ms)
 {
-    uint64_t d = tr__now_ns() + (uint64_t)timeout_ms * 1000000u;
+    uint64_t d = deadline_in(cx, timeout_ms);
     const tr__msg *m = cx->msg;
 
     if (m != NULL && tr__is_request(m) && m->deadline != 0 && m->deadline < d) {
@@ -239,18 +246,20 @@ tr__await_prepare(tr_cx *cx, tr_ref to, void *reply, size_t reply_len,
     if (reply == NULL && reply_len > 0) {
         return cx->await = TR_EINVAL;
     }
+    /* Before the edge's store: the clock read overlaps its wait. */
+    *deadline = ask_deadline(cx, timeout_ms);
     /* seq_cst: our half of the cycle walk's Dekker pair (see in_cycle in
      * send.c): of two actors closing a cycle at once, one sees it. */
     atomic_store_explicit(&cx->self->muted_on,
                           tr__ref_pack(to) | TR__EDGE_AWAIT,
                           memory_order_seq_cst);
-    if (tr__in_cycle(cx->rt, cx->self)) {
+    if (tr__in_cycle(cx->rt, tr__ref_pack(tr__ref_of(cx->rt, cx->self)),
+                     tr__ref_pack(to))) {
         name_cycle(cx, x);
         tr__waits_reset(cx->self);
         tr__log(cx->rt, TR_LOG_ERROR, "ask would close a cycle: %s", x->detail);
         return cx->await = TR_ECYCLE;
     }
-    *deadline = ask_deadline(cx, timeout_ms);
     *corr = tr__new_id(cx);
     st = arm(cx, x, *deadline);
     if (st != TR_OK) {
@@ -321,7 +330,7 @@ tr_await_sleep(tr_cx *cx, uint32_t point, uint32_t ms)
     if (st != TR_OK) {
         return cx ? (cx->await = st) : st;
     }
-    deadline = tr__now_ns() + (uint64_t)ms * 1000000u;
+    deadline = deadline_in(cx, ms);
     st = arm(cx, x, deadline);
     if (st != TR_OK) {
         return cx->await = st;
@@ -340,7 +349,7 @@ tr_await_send(tr_cx *cx, uint32_t point, tr_ref to, uint32_t type,
     if (st != TR_OK) {
         return cx ? (cx->await = st) : st;
     }
-    deadline = tr__now_ns() + (uint64_t)timeout_ms * 1000000u;
+    deadline = deadline_in(cx, timeout_ms);
     /* Armed first: once the message is held, a failure to arm could not
      * take it back. */
     st = arm(cx, x, deadline);

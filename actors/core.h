@@ -318,6 +318,7 @@ typedef struct tr__local {
     _Atomic(tr__actor *) wd_actor;
     _Atomic(const tr_behavior *) wd_beh;
     uint64_t corr_seq; /* owner only: correlation ids (see new_corr) */
+    tr__clock_anchor clock; /* owner only: deadlines (tr__now_bound_ns) */
     tr__msg *cache;    /* owner only: free blocks */
     uint32_t ncache;
     uint16_t index; /* 1 + this worker's index (tr__msg.owner) */
@@ -404,6 +405,7 @@ struct tr_cx {
     tr_runtime *rt;
     tr__actor *self;
     tr__worker *w;
+    tr__local *l;    /* w's block (ids, the clock); NULL on a thread actor's */
     tr__msg *msg;    /* the message being handled; NULL in hooks without one */
     bool replied;    /* tr_reply answered msg (or forwarded or declined it) */
     bool can_await;  /* a user message's handler: it may suspend */
@@ -621,8 +623,10 @@ tr__actor_of_task(tr__task *t)
 /* Wakes a muted actor (schedules it if it was parked muted). Any thread. */
 void tr__actor_wake(tr_runtime *rt, tr__actor *a);
 /* Delivers built message m on its receiver's system lane (waking it if it
- * is parked). TR_OK, or TR_EDEAD / TR_EFULL with m still the caller's. */
+ * is parked). TR_OK, or TR_EDEAD / TR_EFULL with m still the caller's.
+ * _to: the receiver already looked up (NULL: gone). */
 tr_status tr__deliver_sys(tr_runtime *rt, tr__msg *m);
+tr_status tr__deliver_sys_to(tr_runtime *rt, tr__actor *a, tr__msg *m);
 /* Sends a system message of kind `kind` with payload to `to`. */
 tr_status tr__send_sys(tr_runtime *rt, tr_ref to, uint32_t kind,
                        const void *data, size_t len);
@@ -762,16 +766,17 @@ tr_status tr__forward(tr_cx *cx, tr_ref to, uint64_t deadline);
 /* User messages in r's mailbox now (a snapshot), or UINT32_MAX when r is
  * not alive. Any thread. */
 uint32_t tr__depth(tr_runtime *rt, tr_ref r);
-/* True when the chain of actors `a` waits on (muted on, or awaiting a
- * reply from) leads back to `a`. */
-bool tr__in_cycle(tr_runtime *rt, tr__actor *a);
+/* True when the chain of actors that `first` waits on (muted on, or
+ * awaiting a reply from) leads back to `self` (packed refs), where `self`
+ * has just stored its edge to `first` (seq_cst). */
+bool tr__in_cycle(tr_runtime *rt, uint64_t self, uint64_t first);
 /* A waits-on edge (tr__actor.muted_on) for an awaited reply rather than a
  * full mailbox: whoever answers the request, or forwards it, moves it. */
 #define TR__EDGE_AWAIT (UINT64_C(1) << 63)
 /* The answer to request `req` goes out now, from req->to, or moves on to
- * `to` (a forward): the asker's await edge follows, if it still names
- * req->to. Any thread. */
-void tr__edge_move(tr_runtime *rt, const tr__msg *req, tr_ref to);
+ * `to` (a forward): the await edge of `asker` (req->from looked up; NULL
+ * when gone) follows, if it still names req->to. Any thread. */
+void tr__edge_move(tr__actor *asker, const tr__msg *req, tr_ref to);
 /* Owner: stores in muted_on what the actor waits on now (its first held
  * send's receiver, else the actor whose reply it awaits, else none). */
 void tr__waits_reset(tr__actor *a);

@@ -427,12 +427,9 @@ waits_on(tr_runtime *rt, uint64_t packed)
  * the walk: two actors closing a cycle at once each store, then load the
  * other's link, so at least one of them sees the cycle (Dekker). */
 bool
-tr__in_cycle(tr_runtime *rt, tr__actor *a)
+tr__in_cycle(tr_runtime *rt, uint64_t self, uint64_t first)
 {
-    uint64_t self = tr__ref_pack(tr__ref_of(rt, a));
-    uint64_t tortoise = self;
-    uint64_t hare = atomic_load_explicit(&a->muted_on, memory_order_seq_cst) &
-                    ~TR__EDGE_AWAIT;
+    uint64_t tortoise = self, hare = first;
     uint64_t power = 1, lam = 1, steps;
 
     /* The common case first: the actor we wait on waits on no one. */
@@ -567,9 +564,8 @@ tr__waits_reset(tr__actor *a)
 }
 
 void
-tr__edge_move(tr_runtime *rt, const tr__msg *req, tr_ref to)
+tr__edge_move(tr__actor *asker, const tr__msg *req, tr_ref to)
 {
-    tr__actor *asker = tr__lookup(rt, req->from);
     uint64_t edge = tr__ref_pack(req->to) | TR__EDGE_AWAIT;
 
     /* seq_cst: the edge is what cycle walks load (seq_cst). Only an edge
@@ -591,6 +587,7 @@ tr__mute(tr_runtime *rt, tr__actor *a, uint64_t *consumed, uint32_t freed)
     for (;;) {
         tr__actor *t;
         park_result r;
+        uint64_t first;
 
         if (tr__outbox_flush(rt, a)) {
             break;
@@ -602,6 +599,7 @@ tr__mute(tr_runtime *rt, tr__actor *a, uint64_t *consumed, uint32_t freed)
         /* seq_cst: our half of in_cycle's Dekker pair. */
         atomic_store_explicit(&a->muted_on, tr__ref_pack(tr__held(a)->to),
                               memory_order_seq_cst);
+        first = tr__ref_pack(tr__held(a)->to);
         if (!add_waiter(t, tr__ref_of(rt, a), NULL)) {
             sched_yield(); /* no memory for a record: poll instead */
             continue;
@@ -609,7 +607,7 @@ tr__mute(tr_runtime *rt, tr__actor *a, uint64_t *consumed, uint32_t freed)
         if (tr__outbox_flush(rt, a)) {
             break;
         }
-        if (tr__in_cycle(rt, a)) {
+        if (tr__in_cycle(rt, tr__ref_pack(tr__ref_of(rt, a)), first)) {
             force_first(rt, a);
             continue;
         }
@@ -812,7 +810,7 @@ tr__answer(tr_runtime *rt, tr__actor *self, const tr__msg *req, tr_status st,
     r->type = TR_MSG_REPLY;
     r->status = st;
     r->corr = req->corr;
-    r->from = self ? tr__ref_of(rt, self) : req->to;
+    r->from = req->to; /* self: its ref as the asker named it */
     r->to = req->from;
     r->flags = req->flags & (TR__MF_AWAITED | TR__MF_TRACKED);
     if (len > 0) {
@@ -821,8 +819,10 @@ tr__answer(tr_runtime *rt, tr__actor *self, const tr__msg *req, tr_status st,
     if (r->flags & TR__MF_AWAITED) {
         /* The asker is suspended: its system lane, never held. It waits on
          * no one once this is sent. */
-        tr__edge_move(rt, req, TR_NOREF);
-        st = tr__deliver_sys(rt, r);
+        tr__actor *asker = tr__lookup(rt, r->to);
+
+        tr__edge_move(asker, req, TR_NOREF);
+        st = tr__deliver_sys_to(rt, asker, r);
         if (st != TR_OK) {
             tr__dead_letter(rt, r, st);
         }
@@ -915,7 +915,8 @@ tr__forward(tr_cx *cx, tr_ref to, uint64_t deadline)
         memcpy(m->data, req->data, req->len);
     }
     if (m->flags & TR__MF_AWAITED) {
-        tr__edge_move(cx->rt, req, to); /* the asker now waits on `to` */
+        /* the asker now waits on `to` */
+        tr__edge_move(tr__lookup(cx->rt, req->from), req, to);
     }
     st = tr__send_msg(cx->rt, cx->self, m);
     /* Taken (even if then dead-lettered, which answers the asker): the
