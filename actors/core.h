@@ -327,6 +327,11 @@ typedef struct tr__local {
      * spilled to, the runtime's free ring in batches under table_lock. */
     uint32_t slot_head, slot_len;
     uint32_t slots[TR__SLOT_CACHE];
+    /* Actor-limit reservations this worker holds beyond its actors: counted
+     * in rt->alive already, so most spawns and ends on it need not touch
+     * that shared line (see count_in in system.c). The owner RMWs it; a
+     * spawn that finds the limit reached may take one from any worker. */
+    _Atomic uint32_t credit;
     /* Other threads' pushes, on their own line: a tr__msg pointer in the
      * low 48 bits and, above them, how many blocks the list holds (see
      * TR__REMOTE_MAX), so one CAS both pushes and counts. */
@@ -368,7 +373,9 @@ struct tr_runtime {
     uint32_t high;       /* slots ever created; under table_lock */
     uint32_t *free_ring; /* under table_lock */
     uint32_t free_head, free_len;
-    _Atomic uint64_t alive;     /* actors alive (RMW; spawn and end) */
+    /* Actors alive plus the reservations workers hold (tr__local.credit):
+     * RMW by spawns and ends; see tr__alive for the count itself. */
+    _Atomic uint64_t alive;
     _Atomic uint32_t high_seen; /* mirror of high for lock-free walkers */
 
     tr__local *wc;     /* one per worker */
@@ -428,6 +435,8 @@ uint64_t tr__ref_pack(tr_ref r);
 tr_ref tr__ref_unpack(tr_runtime *rt, uint64_t packed);
 
 tr_status tr__slot_alloc(tr_runtime *rt, tr__actor **out);
+/* Actors alive now (rt->alive less the workers' reservations). */
+uint64_t tr__alive(tr_runtime *rt);
 void tr__slot_release(tr_runtime *rt, tr__actor *a);
 
 /* The calling worker's block, or NULL on a thread outside rt's pool. A

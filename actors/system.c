@@ -155,19 +155,110 @@ take_slots(tr_runtime *rt, uint32_t *dst, uint32_t want, tr_status *st)
     return n;
 }
 
+/* Reservations a worker takes from rt->alive at a time, and the most it
+ * keeps from its actors' ends. */
+#define CREDIT_BATCH 32u
+#define CREDIT_MAX   (2 * CREDIT_BATCH)
+
+/* Takes one reservation from *credit if it holds any. relaxed, here and on
+ * every count below: counts with an exact limit; they order nothing. */
+static bool
+credit_take(_Atomic uint32_t *credit)
+{
+    uint32_t c = atomic_load_explicit(credit, memory_order_relaxed);
+
+    while (c > 0) {
+        if (atomic_compare_exchange_weak_explicit(credit, &c, c - 1,
+                                                  memory_order_relaxed,
+                                                  memory_order_relaxed)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Counts a new actor in against the limit (cfg.max_actors): from the
+ * worker's reservations, else a batch of them while the limit is far (so
+ * that all workers' reservations together cannot reach it), else one
+ * exactly. A spawn that finds the limit reached takes a reservation from
+ * a worker that holds one: the limit binds on actors, not reservations.
+ * l: the caller's worker block, NULL outside the pool. */
+static tr_status
+count_in(tr_runtime *rt, tr__local *l)
+{
+    uint32_t nw = tr__exec_workers(rt->exec);
+
+    if (l != NULL) {
+        uint64_t a = atomic_load_explicit(&rt->alive, memory_order_relaxed);
+
+        if (credit_take(&l->credit)) {
+            return TR_OK;
+        }
+        while (a + CREDIT_BATCH + (uint64_t)CREDIT_MAX * nw <=
+               rt->cfg.max_actors) {
+            if (atomic_compare_exchange_weak_explicit(
+                    &rt->alive, &a, a + CREDIT_BATCH, memory_order_relaxed,
+                    memory_order_relaxed)) {
+                atomic_fetch_add_explicit(&l->credit, CREDIT_BATCH - 1,
+                                          memory_order_relaxed);
+                return TR_OK;
+            }
+        }
+    }
+    if (atomic_fetch_add_explicit(&rt->alive, 1, memory_order_relaxed) <
+        rt->cfg.max_actors) {
+        return TR_OK;
+    }
+    atomic_fetch_sub_explicit(&rt->alive, 1, memory_order_relaxed);
+    for (uint32_t i = 0; i < nw; i++) {
+        if (credit_take(&rt->wc[i].credit)) {
+            return TR_OK;
+        }
+    }
+    return TR_ELIMIT;
+}
+
+/* Counts an actor out: kept as one of the worker's reservations while it
+ * holds few, else off rt->alive. Once shutdown stops actors, always off
+ * rt->alive: reservations then only shrink, which tr__alive relies on. */
+static void
+count_out(tr_runtime *rt, tr__local *l)
+{
+    if (l != NULL &&
+        atomic_load_explicit(&rt->state, memory_order_relaxed) <
+            TR__RT_STOPPING &&
+        atomic_load_explicit(&l->credit, memory_order_relaxed) < CREDIT_MAX) {
+        atomic_fetch_add_explicit(&l->credit, 1, memory_order_relaxed);
+        return;
+    }
+    atomic_fetch_sub_explicit(&rt->alive, 1, memory_order_relaxed);
+}
+
+uint64_t
+tr__alive(tr_runtime *rt)
+{
+    /* rt->alive first: while shutdown waits, it and the reservations only
+     * shrink, so this order can only over-count, and a 0 is real. At other
+     * times it is a snapshot (a worker's batch between the two loads can
+     * make it low for a moment). */
+    uint64_t a = atomic_load_explicit(&rt->alive, memory_order_relaxed);
+    uint64_t held = 0;
+
+    for (uint32_t i = 0, nw = tr__exec_workers(rt->exec); i < nw; i++) {
+        held += atomic_load_explicit(&rt->wc[i].credit, memory_order_relaxed);
+    }
+    return a > held ? a - held : 0;
+}
+
 tr_status
 tr__slot_alloc(tr_runtime *rt, tr__actor **out)
 {
     tr__local *l = tr__local_here(rt);
-    tr_status st = TR_OK;
+    tr_status st = count_in(rt, l);
     uint32_t slot = UINT32_MAX;
 
-    /* relaxed: a count with an exact limit (each spawn counts itself in
-     * and backs out when over); it orders nothing. */
-    if (atomic_fetch_add_explicit(&rt->alive, 1, memory_order_relaxed) >=
-        rt->cfg.max_actors) {
-        atomic_fetch_sub_explicit(&rt->alive, 1, memory_order_relaxed);
-        return TR_ELIMIT;
+    if (st != TR_OK) {
+        return st;
     }
     if (l != NULL && l->slot_len == 0) {
         uint32_t batch[TR__SLOT_BATCH], n;
@@ -190,7 +281,7 @@ tr__slot_alloc(tr_runtime *rt, tr__actor **out)
         pthread_mutex_unlock(&rt->table_lock);
     }
     if (slot == UINT32_MAX) {
-        atomic_fetch_sub_explicit(&rt->alive, 1, memory_order_relaxed);
+        count_out(rt, l);
         return st;
     }
     *out = slot_at(rt, slot);
@@ -231,7 +322,7 @@ tr__slot_release(tr_runtime *rt, tr__actor *a)
         }
         pthread_mutex_unlock(&rt->table_lock);
     }
-    atomic_fetch_sub_explicit(&rt->alive, 1, memory_order_relaxed);
+    count_out(rt, l);
     /* Only a shutdown waits for actors to end (wait_none_alive polls too,
      * so a wake-up missed between the load and its wait costs a tick). */
     if (atomic_load_explicit(&rt->state, memory_order_relaxed) >=
@@ -297,7 +388,7 @@ tr_runtime_stats(tr_runtime *rt, tr_stats *out)
     out->jobs_canceled = SUM(jobs_canceled);
     out->slow_handlers = SUM(slow_handlers);
 #undef SUM
-    out->alive = atomic_load_explicit(&rt->alive, memory_order_relaxed);
+    out->alive = tr__alive(rt);
     out->timers_fired = tr__timers_fired(rt->timers);
     out->watches = tr__io_watches(rt);
     out->steals = tr__exec_steals(rt->exec);
@@ -609,7 +700,7 @@ static void
 wait_none_alive(tr_runtime *rt)
 {
     pthread_mutex_lock(&rt->life_lock);
-    while (atomic_load_explicit(&rt->alive, memory_order_relaxed) != 0) {
+    while (tr__alive(rt) != 0) {
         struct timespec ts;
 
         /* Wake every millisecond as well: life_cond is a hint (see

@@ -995,6 +995,64 @@ test_actor_limit(void **state)
     (void)p2;
 }
 
+/* Workers hold actor-limit reservations in batches while the limit is far,
+ * and keep those of actors that end on them: the limit must still bind on
+ * actors, exactly, whoever spawns (a handler or main) and wherever the
+ * reservations sit. */
+#define LIMIT_N 400u
+static tr_ref g_many[LIMIT_N];
+static uint32_t g_nmany;
+
+static void
+do_spawn_many(tr_cx *cx, void *arg)
+{
+    uint32_t *made = arg;
+    tr_ref r;
+
+    *made = 0;
+    while (g_nmany < LIMIT_N && tr_spawn(cx, &probe_actor, NULL, &r) == TR_OK) {
+        g_many[g_nmany++] = r;
+        (*made)++;
+    }
+    g_hs.spawn_st = tr_spawn(cx, &probe_actor, NULL, &r);
+}
+
+static void
+test_actor_limit_with_reservations(void **state)
+{
+    tr_config cfg = {0};
+    tr_ref a, extra;
+    uint32_t made;
+
+    (void)state;
+    g_nmany = 0;
+    cfg.max_actors = LIMIT_N;
+    g_rt = it_runtime(2, &cfg);
+    a = it_spawn(g_rt, &it_caller, 0, 0, TR_BACKPRESSURE);
+    it_call_sync(g_rt, a, do_spawn_many, &made);
+    assert_int_equal(made, LIMIT_N - 1); /* and `a` makes LIMIT_N */
+    TR_ASSERT_STATUS(g_hs.spawn_st, TR_ELIMIT);
+    TR_ASSERT_STATUS(tr_spawn(g_rt, &probe_actor, NULL, &extra), TR_ELIMIT);
+    assert_int_equal(it_stats(g_rt).alive, LIMIT_N);
+
+    /* Ten end (on either worker, which may keep their reservations): room
+     * for ten more, five from main and five from a handler, and no more. */
+    for (uint32_t i = 0; i < 10; i++) {
+        TR_ASSERT_OK(tr_stop(g_rt, g_many[i]));
+    }
+    IT_WAIT_UNTIL(it_stats(g_rt).alive == LIMIT_N - 10);
+    for (uint32_t i = 0; i < 5; i++) {
+        TR_ASSERT_OK(tr_spawn(g_rt, &probe_actor, NULL, &extra));
+    }
+    g_nmany = LIMIT_N - 5;
+    it_call_sync(g_rt, a, do_spawn_many, &made);
+    assert_int_equal(made, 5);
+    TR_ASSERT_STATUS(g_hs.spawn_st, TR_ELIMIT);
+    TR_ASSERT_STATUS(tr_spawn(g_rt, &probe_actor, NULL, &extra), TR_ELIMIT);
+    assert_int_equal(it_stats(g_rt).alive, LIMIT_N);
+    assert_int_equal(it_stats(g_rt).spawned, 1 + (LIMIT_N - 1) + 10);
+}
+
 /* ---- Stale refs -------------------------------------------------------- */
 
 IT_COUNTER(counter_actor, spawn_counter, MSG_EMPTY)
@@ -1350,6 +1408,7 @@ main(void)
         T(test_self_and_sender),
         T(test_spawn_from_handler),
         T(test_actor_limit),
+        T(test_actor_limit_with_reservations),
         T(test_stale_ref_never_reaches_new_actor),
         T(test_stop_dead_or_unknown),
         T(test_ask_happy_path),
