@@ -317,9 +317,9 @@ typedef struct tr__local {
     _Atomic uint64_t wd_word;
     _Atomic(tr__actor *) wd_actor;
     _Atomic(const tr_behavior *) wd_beh;
-    uint64_t corr_seq; /* owner only: correlation ids (see new_corr) */
+    uint64_t corr_seq;      /* owner only: correlation ids (see new_corr) */
     tr__clock_anchor clock; /* owner only: deadlines (tr__now_bound_ns) */
-    tr__msg *cache;    /* owner only: free blocks */
+    tr__msg *cache;         /* owner only: free blocks */
     uint32_t ncache;
     uint16_t index; /* 1 + this worker's index (tr__msg.owner) */
     /* Owner only: free actor slots, a FIFO so a slot is reused as late as
