@@ -189,11 +189,12 @@ count_in(tr_runtime *rt, tr__local *l)
     uint32_t nw = tr__exec_workers(rt->exec);
 
     if (l != NULL) {
-        uint64_t a = atomic_load_explicit(&rt->alive, memory_order_relaxed);
+        uint64_t a;
 
         if (credit_take(&l->credit)) {
             return TR_OK;
         }
+        a = atomic_load_explicit(&rt->alive, memory_order_relaxed);
         while (a + CREDIT_BATCH + (uint64_t)CREDIT_MAX * nw <=
                rt->cfg.max_actors) {
             if (atomic_compare_exchange_weak_explicit(
