@@ -330,7 +330,8 @@ typedef struct tr__local {
     /* Actor-limit reservations this worker holds beyond its actors: counted
      * in rt->alive already, so most spawns and ends on it need not touch
      * that shared line (see count_in in system.c). The owner RMWs it; a
-     * spawn that finds the limit reached may take one from any worker. */
+     * spawn that finds the limit reached may take one from any worker, and
+     * tr__alive takes them all back. */
     _Atomic uint32_t credit;
     /* Other threads' pushes, on their own line: a tr__msg pointer in the
      * low 48 bits and, above them, how many blocks the list holds (see
@@ -435,7 +436,8 @@ uint64_t tr__ref_pack(tr_ref r);
 tr_ref tr__ref_unpack(tr_runtime *rt, uint64_t packed);
 
 tr_status tr__slot_alloc(tr_runtime *rt, tr__actor **out);
-/* Actors alive now (rt->alive less the workers' reservations). */
+/* Actors alive now: returns the workers' reservations to rt->alive and
+ * reads it (high for a moment while spawns run, never low). Any thread. */
 uint64_t tr__alive(tr_runtime *rt);
 void tr__slot_release(tr_runtime *rt, tr__actor *a);
 

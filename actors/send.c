@@ -596,10 +596,9 @@ tr__mute(tr_runtime *rt, tr__actor *a, uint64_t *consumed, uint32_t freed)
         if (t == NULL) {
             continue; /* it just ended; the next flush dead-letters */
         }
-        /* seq_cst: our half of in_cycle's Dekker pair. */
-        atomic_store_explicit(&a->muted_on, tr__ref_pack(tr__held(a)->to),
-                              memory_order_seq_cst);
         first = tr__ref_pack(tr__held(a)->to);
+        /* seq_cst: our half of in_cycle's Dekker pair. */
+        atomic_store_explicit(&a->muted_on, first, memory_order_seq_cst);
         if (!add_waiter(t, tr__ref_of(rt, a), NULL)) {
             sched_yield(); /* no memory for a record: poll instead */
             continue;

@@ -186,7 +186,7 @@ credit_take(_Atomic uint32_t *credit)
 static tr_status
 count_in(tr_runtime *rt, tr__local *l)
 {
-    uint32_t nw = tr__exec_workers(rt->exec);
+    uint32_t nw;
 
     if (l != NULL) {
         uint64_t a;
@@ -195,6 +195,7 @@ count_in(tr_runtime *rt, tr__local *l)
             return TR_OK;
         }
         a = atomic_load_explicit(&rt->alive, memory_order_relaxed);
+        nw = tr__exec_workers(rt->exec);
         while (a + CREDIT_BATCH + (uint64_t)CREDIT_MAX * nw <=
                rt->cfg.max_actors) {
             if (atomic_compare_exchange_weak_explicit(
@@ -211,6 +212,7 @@ count_in(tr_runtime *rt, tr__local *l)
         return TR_OK;
     }
     atomic_fetch_sub_explicit(&rt->alive, 1, memory_order_relaxed);
+    nw = tr__exec_workers(rt->exec);
     for (uint32_t i = 0; i < nw; i++) {
         if (credit_take(&rt->wc[i].credit)) {
             return TR_OK;
@@ -220,14 +222,11 @@ count_in(tr_runtime *rt, tr__local *l)
 }
 
 /* Counts an actor out: kept as one of the worker's reservations while it
- * holds few, else off rt->alive. Once shutdown stops actors, always off
- * rt->alive: reservations then only shrink, which tr__alive relies on. */
+ * holds few, else off rt->alive. */
 static void
 count_out(tr_runtime *rt, tr__local *l)
 {
     if (l != NULL &&
-        atomic_load_explicit(&rt->state, memory_order_relaxed) <
-            TR__RT_STOPPING &&
         atomic_load_explicit(&l->credit, memory_order_relaxed) < CREDIT_MAX) {
         atomic_fetch_add_explicit(&l->credit, 1, memory_order_relaxed);
         return;
@@ -238,17 +237,23 @@ count_out(tr_runtime *rt, tr__local *l)
 uint64_t
 tr__alive(tr_runtime *rt)
 {
-    /* rt->alive first: while shutdown waits, it and the reservations only
-     * shrink, so this order can only over-count, and a 0 is real. At other
-     * times it is a snapshot (a worker's batch between the two loads can
-     * make it low for a moment). */
-    uint64_t a = atomic_load_explicit(&rt->alive, memory_order_relaxed);
-    uint64_t held = 0;
-
+    /* Every worker's reservations go back to rt->alive first (each taken
+     * whole by one exchange, so none is lost or counted twice); then
+     * rt->alive alone counts the actors, plus whatever reservations a
+     * worker takes or keeps meanwhile. Reading the two apart instead could
+     * miss a batch being taken between the loads and count low, so that a
+     * shutdown waiting for 0 would go on with actors alive. This can only
+     * count high, for a moment: a 0 is real. Workers take new batches on
+     * their next spawns. */
     for (uint32_t i = 0, nw = tr__exec_workers(rt->exec); i < nw; i++) {
-        held += atomic_load_explicit(&rt->wc[i].credit, memory_order_relaxed);
+        uint32_t c = atomic_exchange_explicit(&rt->wc[i].credit, 0,
+                                              memory_order_relaxed);
+
+        if (c != 0) {
+            atomic_fetch_sub_explicit(&rt->alive, c, memory_order_relaxed);
+        }
     }
-    return a > held ? a - held : 0;
+    return atomic_load_explicit(&rt->alive, memory_order_relaxed);
 }
 
 tr_status

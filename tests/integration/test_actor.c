@@ -1035,12 +1035,17 @@ test_actor_limit_with_reservations(void **state)
     TR_ASSERT_STATUS(tr_spawn(g_rt, &probe_actor, NULL, &extra), TR_ELIMIT);
     assert_int_equal(it_stats(g_rt).alive, LIMIT_N);
 
-    /* Ten end (on either worker, which may keep their reservations): room
-     * for ten more, five from main and five from a handler, and no more. */
+    /* Ten end (on either worker, which keeps their reservations): room for
+     * ten more, five from main and five from a handler, and no more. Their
+     * ends are awaited by sends, not by the stats, which would take the
+     * reservations back and leave nothing for the spawns to find. */
     for (uint32_t i = 0; i < 10; i++) {
         TR_ASSERT_OK(tr_stop(g_rt, g_many[i]));
     }
-    IT_WAIT_UNTIL(it_stats(g_rt).alive == LIMIT_N - 10);
+    for (uint32_t i = 0; i < 10; i++) {
+        IT_WAIT_UNTIL(tr_send(g_rt, g_many[i], MSG_EMPTY, NULL, 0) ==
+                      TR_EDEAD);
+    }
     for (uint32_t i = 0; i < 5; i++) {
         TR_ASSERT_OK(tr_spawn(g_rt, &probe_actor, NULL, &extra));
     }
@@ -1051,6 +1056,8 @@ test_actor_limit_with_reservations(void **state)
     TR_ASSERT_STATUS(tr_spawn(g_rt, &probe_actor, NULL, &extra), TR_ELIMIT);
     assert_int_equal(it_stats(g_rt).alive, LIMIT_N);
     assert_int_equal(it_stats(g_rt).spawned, 1 + (LIMIT_N - 1) + 10);
+    /* The stats took every reservation back: still exactly at the limit. */
+    TR_ASSERT_STATUS(tr_spawn(g_rt, &probe_actor, NULL, &extra), TR_ELIMIT);
 }
 
 /* ---- Stale refs -------------------------------------------------------- */
