@@ -1043,8 +1043,7 @@ test_actor_limit_with_reservations(void **state)
         TR_ASSERT_OK(tr_stop(g_rt, g_many[i]));
     }
     for (uint32_t i = 0; i < 10; i++) {
-        IT_WAIT_UNTIL(tr_send(g_rt, g_many[i], MSG_EMPTY, NULL, 0) ==
-                      TR_EDEAD);
+        IT_WAIT_UNTIL(tr_send(g_rt, g_many[i], MSG_EMPTY, NULL, 0) == TR_EDEAD);
     }
     for (uint32_t i = 0; i < 5; i++) {
         TR_ASSERT_OK(tr_spawn(g_rt, &probe_actor, NULL, &extra));
