@@ -235,7 +235,8 @@ tr__spawn(tr_runtime *rt, tr__actor *parent, const tr_behavior *b,
     a->state = self_state;
     /* release: see tr__actor.policy. */
     atomic_store_explicit(&a->policy, (uint8_t)policy, memory_order_release);
-    a->lflags = lflags;
+    a->lflags =
+        (uint8_t)(lflags | (policy == TR_DROP_OLDEST ? TR__L_DROP_OLDEST : 0));
     a->ext = ext;
     if (child != NULL) {
         ext->child = child;
@@ -690,14 +691,12 @@ tr__actor_end(tr_cx *cx, uint64_t consumed)
 {
     tr_runtime *rt = cx->rt;
     tr__actor *a = cx->self;
-    bool drop_oldest = atomic_load_explicit(&a->policy, memory_order_relaxed) ==
-                       TR_DROP_OLDEST;
     tr_status why =
         cx->reason.kind == TR_EXIT_SHUTDOWN ? TR_ESHUTDOWN : TR_EDEAD;
     uint64_t word;
 
     tr__mbox_close(&a->mb);
-    if (drop_oldest) {
+    if (a->lflags & TR__L_DROP_OLDEST) {
         /* A swapper that saw this owner alive finishes before it ends. */
         tr__mbox_quiesce(&a->mb);
     }
@@ -721,8 +720,7 @@ tr__actor_end(tr_cx *cx, uint64_t consumed)
     /* Admissions that won before the close are counted: wait for each to
      * be pushed, then dead-letter it. */
     while (word & (TR__MB_USER_MASK | TR__MB_SYS_MASK)) {
-        tr__mnode *n =
-            drop_oldest ? tr__mbox_pop_locked(&a->mb) : tr__mbox_pop(&a->mb);
+        tr__mnode *n = tr__actor_pop(a);
         tr__mnode *s = tr__mbox_take_sys(&a->mb);
         uint64_t k = 0;
 
@@ -879,16 +877,23 @@ tr__run(void *ctx, tr__worker *w, tr__task *item)
     void **user = tr__worker_user(w);
     uint64_t consumed = 0;
     uint32_t n = 0, freed = 0, handled = 0, budget = rt->cfg.budget;
-    bool drop_oldest = atomic_load_explicit(&a->policy, memory_order_relaxed) ==
-                       TR_DROP_OLDEST;
     bool look = true;
+    /* The consumer's head, kept here through the turn (see
+     * tr__mbox_pop_at) and stored back before anything that may hand the
+     * actor to another thread: async_step (it may park) and the turn's
+     * end. Drop-oldest mailboxes pop under their lock instead. */
+    bool own_head;
+    tr__mnode *head;
 
     if (a->lflags & TR__L_THREAD) {
         tr__thread_handoff(a); /* its own thread runs the turn */
         return;
     }
+    own_head = !(a->lflags & TR__L_DROP_OLDEST);
+    head = own_head ? a->mb.head : NULL;
     cx.rt = rt;
     cx.self = a;
+    cx.ref = tr__ref_of(rt, a);
     cx.w = w;
     cx.msg = NULL;
     cx.replied = false;
@@ -920,7 +925,12 @@ tr__run(void *ctx, tr__worker *w, tr__task *item)
             continue;
         }
         if (a->ext != NULL && !(a->lflags & TR__L_ENDING)) {
-            step st = async_step(&cx, &consumed, &freed);
+            step st;
+
+            if (own_head) {
+                a->mb.head = head;
+            }
+            st = async_step(&cx, &consumed, &freed);
 
             if (st == STEP_PARKED) {
                 TR__COUNT(rt, handled, handled);
@@ -937,7 +947,8 @@ tr__run(void *ctx, tr__worker *w, tr__task *item)
         if ((a->lflags & TR__L_ENDING) || n >= budget) {
             break;
         }
-        m = drop_oldest ? tr__mbox_pop_locked(&a->mb) : tr__mbox_pop(&a->mb);
+        m = own_head ? tr__mbox_pop_at(&a->mb, &head)
+                     : tr__mbox_pop_locked(&a->mb);
         if (m == NULL) {
             break;
         }
@@ -945,6 +956,9 @@ tr__run(void *ctx, tr__worker *w, tr__task *item)
         freed++;
         consumed += TR__MB_USER_ONE;
         handled += dispatch(&cx, (tr__msg *)m);
+    }
+    if (own_head) {
+        a->mb.head = head;
     }
     TR__COUNT(rt, handled, handled);
     if (!(a->lflags & TR__L_ENDING) && tr__more(a) != NULL &&
@@ -976,7 +990,7 @@ stop(tr_runtime *rt, tr_cx *cx, tr_ref who)
 {
     static const tr_reason normal = {TR_EXIT_NORMAL, 0, "stopped"};
 
-    if (cx != NULL && tr_ref_eq(who, tr__ref_of(rt, cx->self))) {
+    if (cx != NULL && tr_ref_eq(who, cx->ref)) {
         set_ending(cx, normal.kind, normal.code, normal.text);
         return TR_OK;
     }
@@ -1023,7 +1037,7 @@ tr_exit(tr_cx *cx, int32_t code, const char *text)
 tr_ref
 tr_self(const tr_cx *cx)
 {
-    return tr__ref_of(cx->rt, cx->self);
+    return cx->ref;
 }
 
 tr_ref

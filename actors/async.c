@@ -109,7 +109,7 @@ arm(tr_cx *cx, tr__ext *x, uint64_t deadline)
         return TR_ENOMEM;
     }
     proto->type = TR__SYS_TIMEOUT;
-    proto->to = tr__ref_of(cx->rt, cx->self);
+    proto->to = cx->ref;
     now = tr__now_ns();
     /* Rounded up: a timer never fires before the deadline it is set for
      * (one that fires early anyway just re-arms). */
@@ -182,7 +182,7 @@ static void
 name_cycle(tr_cx *cx, tr__ext *x)
 {
     tr__actor *a = cx->self;
-    uint64_t self = tr__ref_pack(tr__ref_of(cx->rt, a));
+    uint64_t self = tr__ref_pack(cx->ref);
     uint64_t at = atomic_load_explicit(&a->muted_on, memory_order_seq_cst) &
                   ~TR__EDGE_AWAIT;
     size_t n;
@@ -222,7 +222,7 @@ request_new(tr_cx *cx, tr_ref to, uint32_t type, const void *data, size_t len,
         return NULL;
     }
     m->type = type;
-    m->from = tr__ref_of(cx->rt, cx->self);
+    m->from = cx->ref;
     m->to = to;
     m->corr = corr;
     m->deadline = deadline;
@@ -253,8 +253,7 @@ tr__await_prepare(tr_cx *cx, tr_ref to, void *reply, size_t reply_len,
     atomic_store_explicit(&cx->self->muted_on,
                           tr__ref_pack(to) | TR__EDGE_AWAIT,
                           memory_order_seq_cst);
-    if (tr__in_cycle(cx->rt, tr__ref_pack(tr__ref_of(cx->rt, cx->self)),
-                     tr__ref_pack(to))) {
+    if (tr__in_cycle(cx->rt, tr__ref_pack(cx->ref), tr__ref_pack(to))) {
         name_cycle(cx, x);
         tr__waits_reset(cx->self);
         tr__log(cx->rt, TR_LOG_ERROR, "ask would close a cycle: %s", x->detail);
@@ -470,7 +469,7 @@ expire_pending(tr_cx *cx, tr__pending *p)
     r->status = TR_ETIMEDOUT;
     r->corr = p->corr;
     r->from = p->to;
-    r->to = tr__ref_of(cx->rt, cx->self);
+    r->to = cx->ref;
     r->flags = TR__MF_TRACKED | TR__MF_SYNTH;
     p->expired = true;
     (void)tr__push_forced(cx->rt, cx->self, r);

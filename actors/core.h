@@ -246,40 +246,57 @@ struct tr__mon {
 /* ... a thread actor: its own thread runs its turns (set at spawn, never
  * changed; thread.c). */
 #define TR__L_THREAD 32u
+/* ... its policy is TR_DROP_OLDEST (set at spawn, never changed): the
+ * owner's copy of `policy`, on its own line (see tr__actor). */
+#define TR__L_DROP_OLDEST 64u
 
 /* life (any thread reads; the spawner and the owner write). */
 #define TR__LIFE_FREE  0u
 #define TR__LIFE_ALIVE 1u
 
 typedef struct tr__actor {
-    tr__mailbox mb;            /* see mailbox.h */
-    tr__task task;             /* the executor's; see exec.h */
-    _Atomic uint32_t gen;      /* spawner writes before publishing; any reads */
-    _Atomic uint32_t life;     /* TR__LIFE_*; shutdown walks it */
-    _Atomic uint32_t wflags;   /* TR__W_*; any thread */
-    _Atomic uint64_t muted_on; /* slot+1 << 32 | gen of the actor this one
-                                  waits on (TR__EDGE_AWAIT set: for a
-                                  reply), 0 when none; the owner stores,
-                                  answerers CAS an await edge away, cycle
-                                  walkers load */
-    uint32_t slot;             /* set once with the chunk */
-    /* tr_overflow; the spawner stores it (release) before publishing the
-     * mailbox epoch; a sender whose admission found the lane full loads it
-     * (acquire) and then re-checks the generation: the actor may have ended
-     * and its slot been re-spawned since, and a policy read from the new
-     * actor then shows with its newer generation (see tr__deliver). */
-    _Atomic uint8_t policy;
-    uint8_t lflags;         /* TR__L_*; owner */
+    /* First cache line: what senders write (the mailbox's first 48 bytes
+     * end it), what they read first (the generation, in lookups) and what
+     * the executor links. */
+    _Atomic uint32_t gen; /* spawner writes before publishing; any reads */
+    uint32_t slot;        /* set once with the chunk */
+    tr__task task;        /* the executor's; see exec.h */
+    /* Straddles the two lines (asserted below): the system lane's top
+     * starts the second. */
+    tr__mailbox mb;
+    /* Second cache line: what the owner reads on every message; written
+     * at most a few times in an actor's life, or while it waits. */
+    /* Owner: waiter records grabbed from mb.waiters and not yet woken
+     * (newest first). While any are here the owner holds the WAIT token,
+     * so it stays scheduled and wakes them as its turns make room. */
+    tr__mnode *wpriv;
     const tr_behavior *beh; /* owner (set by the spawner before) */
     void *state;            /* owner */
     /* Owner: held sends and the rest of what few actors need (see
      * tr__ext); most actors never have one. */
     tr__ext *ext;
-    /* Owner: waiter records grabbed from mb.waiters and not yet woken
-     * (newest first). While any are here the owner holds the WAIT token,
-     * so it stays scheduled and wakes them as its turns make room. */
-    tr__mnode *wpriv;
+    _Atomic uint64_t muted_on; /* slot+1 << 32 | gen of the actor this one
+                                  waits on (TR__EDGE_AWAIT set: for a
+                                  reply), 0 when none; the owner stores,
+                                  answerers CAS an await edge away, cycle
+                                  walkers load */
+    _Atomic uint32_t wflags;   /* TR__W_*; any thread */
+    _Atomic uint32_t life;     /* TR__LIFE_*; shutdown walks it */
+    /* tr_overflow; the spawner stores it (release) before publishing the
+     * mailbox epoch; a sender whose admission found the lane full loads it
+     * (acquire) and then re-checks the generation: the actor may have ended
+     * and its slot been re-spawned since, and a policy read from the new
+     * actor then shows with its newer generation (see tr__deliver). The
+     * owner reads its copy in lflags. */
+    _Atomic uint8_t policy;
+    uint8_t lflags; /* TR__L_*; owner */
 } tr__actor;
+
+/* The split described in tr__actor; chunks of actors are line-aligned. */
+_Static_assert(offsetof(tr__actor, mb) + TR__MB_POLLED_OFFSET == TR_CACHE_LINE,
+               "the system lane's top must start the second line");
+_Static_assert(sizeof(tr__actor) == 2 * TR_CACHE_LINE,
+               "an actor header is two cache lines");
 
 /* What the actor layer keeps per worker: counters (the worker's thread
  * stores, anyone loads) and its small message blocks. A block goes back to
@@ -412,6 +429,9 @@ struct tr_runtime {
 struct tr_cx {
     tr_runtime *rt;
     tr__actor *self;
+    /* self's ref, read once per turn: its slot and generation share a line
+     * with the mailbox word that every sender to it writes. */
+    tr_ref ref;
     tr__worker *w;
     tr__local *l;    /* w's block (ids, the clock); NULL on a thread actor's */
     tr__msg *msg;    /* the message being handled; NULL in hooks without one */
@@ -625,6 +645,14 @@ void tr__turn_sys(tr_cx *cx, uint64_t *consumed);
 bool tr__turn_release(tr_runtime *rt, tr__actor *a, uint64_t consumed,
                       uint32_t n);
 void tr__actor_end(tr_cx *cx, uint64_t consumed);
+
+/* Owner: the oldest user message linked in a's mailbox, or NULL. */
+static inline tr__mnode *
+tr__actor_pop(tr__actor *a)
+{
+    return (a->lflags & TR__L_DROP_OLDEST) ? tr__mbox_pop_locked(&a->mb)
+                                           : tr__mbox_pop(&a->mb);
+}
 
 static inline tr__actor *
 tr__actor_of_task(tr__task *t)

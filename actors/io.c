@@ -559,10 +559,7 @@ tr_watch_fd(tr_cx *cx, int fd, uint32_t events, uint32_t type, uint32_t flags,
     }
     a = cx->self;
     /* Not open: refused before the fd map grows to a bogus number. */
-    /* relaxed: the owner reads its own policy, set before its first turn. */
-    if (atomic_load_explicit(&a->policy, memory_order_relaxed) ==
-            TR_DROP_OLDEST ||
-        fcntl(fd, F_GETFD) < 0) {
+    if ((a->lflags & TR__L_DROP_OLDEST) || fcntl(fd, F_GETFD) < 0) {
         return TR_EINVAL;
     }
     if (a->lflags & TR__L_ENDING) {
@@ -582,7 +579,7 @@ tr_watch_fd(tr_cx *cx, int fd, uint32_t events, uint32_t type, uint32_t flags,
     if (w == NULL) {
         goto out;
     }
-    w->owner = tr__ref_of(cx->rt, a);
+    w->owner = cx->ref;
     w->type = type;
     w->flags = flags;
     w->fd0 = fd;
@@ -632,7 +629,7 @@ own_watch(tr_cx *cx, tr_watch h, tr__io **iop, wrec **out)
     }
     pthread_mutex_lock(&io->lock);
     w = lookup(io, h);
-    if (w == NULL || !tr_ref_eq(w->owner, tr__ref_of(cx->rt, cx->self))) {
+    if (w == NULL || !tr_ref_eq(w->owner, cx->ref)) {
         pthread_mutex_unlock(&io->lock);
         return w == NULL ? TR_ENOENT : TR_EINVAL;
     }

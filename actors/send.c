@@ -705,8 +705,8 @@ tr__send_msg(tr_runtime *rt, tr__actor *self, tr__msg *m)
 }
 
 static tr_status
-send_copy(tr_runtime *rt, tr__actor *self, tr_ref to, uint32_t type,
-          const void *data, size_t len)
+send_copy(tr_runtime *rt, tr__actor *self, tr_ref from, tr_ref to,
+          uint32_t type, const void *data, size_t len)
 {
     tr_status st = tr__check_send(rt, type, data, len);
     tr__msg *m;
@@ -719,7 +719,7 @@ send_copy(tr_runtime *rt, tr__actor *self, tr_ref to, uint32_t type,
         return TR_ENOMEM;
     }
     m->type = type;
-    m->from = self ? tr__ref_of(rt, self) : TR_NOREF;
+    m->from = from;
     m->to = to;
     if (len > 0) {
         memcpy(m->data, data, len);
@@ -733,22 +733,26 @@ tr_send_cx(tr_cx *cx, tr_ref to, uint32_t type, const void *data, size_t len)
     if (cx == NULL) {
         return TR_EINVAL;
     }
-    return send_copy(cx->rt, cx->self, to, type, data, len);
+    return send_copy(cx->rt, cx->self, cx->ref, to, type, data, len);
 }
 
 tr_status
 tr_send_rt(tr_runtime *rt, tr_ref to, uint32_t type, const void *data,
            size_t len)
 {
+    tr__actor *self;
+
     if (rt == NULL) {
         return TR_EINVAL;
     }
-    return send_copy(rt, tr__current_actor(rt), to, type, data, len);
+    self = tr__current_actor(rt);
+    return send_copy(rt, self, self ? tr__ref_of(rt, self) : TR_NOREF, to, type,
+                     data, len);
 }
 
 static tr_status
-send_move(tr_runtime *rt, tr__actor *self, tr_ref to, uint32_t type,
-          void **bufp, size_t len, tr_free_fn free_fn)
+send_move(tr_runtime *rt, tr__actor *self, tr_ref from, tr_ref to,
+          uint32_t type, void **bufp, size_t len, tr_free_fn free_fn)
 {
     tr_status st;
     tr__msg *m;
@@ -765,7 +769,7 @@ send_move(tr_runtime *rt, tr__actor *self, tr_ref to, uint32_t type,
         return TR_ENOMEM;
     }
     m->type = type;
-    m->from = self ? tr__ref_of(rt, self) : TR_NOREF;
+    m->from = from;
     m->to = to;
     m->data = *bufp;
     m->len = len;
@@ -784,17 +788,21 @@ tr_send_move_cx(tr_cx *cx, tr_ref to, uint32_t type, void **bufp, size_t len,
     if (cx == NULL) {
         return TR_EINVAL;
     }
-    return send_move(cx->rt, cx->self, to, type, bufp, len, free_fn);
+    return send_move(cx->rt, cx->self, cx->ref, to, type, bufp, len, free_fn);
 }
 
 tr_status
 tr_send_move_rt(tr_runtime *rt, tr_ref to, uint32_t type, void **bufp,
                 size_t len, tr_free_fn free_fn)
 {
+    tr__actor *self;
+
     if (rt == NULL) {
         return TR_EINVAL;
     }
-    return send_move(rt, tr__current_actor(rt), to, type, bufp, len, free_fn);
+    self = tr__current_actor(rt);
+    return send_move(rt, self, self ? tr__ref_of(rt, self) : TR_NOREF, to, type,
+                     bufp, len, free_fn);
 }
 
 tr_status

@@ -81,12 +81,7 @@ tr__thread_next(tr_thread *t, uint64_t deadline, tr__msg **out)
             t->ended = true;
             return TR_EDEAD;
         }
-        /* relaxed: the policy is fixed for the actor's life, and we own
-         * it (see tr__actor.policy). */
-        n = atomic_load_explicit(&a->policy, memory_order_relaxed) ==
-                    TR_DROP_OLDEST
-                ? tr__mbox_pop_locked(&a->mb)
-                : tr__mbox_pop(&a->mb);
+        n = tr__actor_pop(a);
         if (n != NULL) {
             consumed += TR__MB_USER_ONE;
         }
@@ -133,6 +128,7 @@ tr__thread_open(tr_thread *t, tr_runtime *rt, tr__actor *parent,
     /* Alive until this handle's consumer ends it, so the lookup holds. */
     t->a = tr__lookup(rt, t->ref);
     t->cx.self = t->a;
+    t->cx.ref = t->ref;
     return TR_OK;
 }
 

@@ -165,9 +165,9 @@ tr__mbox_grab_waiters(tr__mailbox *mb)
 }
 
 tr__mnode *
-tr__mbox_pop(tr__mailbox *mb)
+tr__mbox_pop_at(tr__mailbox *mb, tr__mnode **headp)
 {
-    tr__mnode *head = mb->head;
+    tr__mnode *head = *headp;
     /* acquire: pairs with the release store of prev->next in push(). */
     tr__mnode *next = atomic_load_explicit(&head->next, memory_order_acquire);
 
@@ -175,12 +175,12 @@ tr__mbox_pop(tr__mailbox *mb)
         if (next == NULL) {
             return NULL;
         }
-        mb->head = next;
+        *headp = next;
         head = next;
         next = atomic_load_explicit(&next->next, memory_order_acquire);
     }
     if (next != NULL) {
-        mb->head = next;
+        *headp = next;
         return head;
     }
     /* head is the last linked node. If a push is in flight behind it, wait
@@ -193,10 +193,16 @@ tr__mbox_pop(tr__mailbox *mb)
     tr__mbox_push(mb, &mb->stub);
     next = atomic_load_explicit(&head->next, memory_order_acquire);
     if (next != NULL) {
-        mb->head = next;
+        *headp = next;
         return head;
     }
     return NULL;
+}
+
+tr__mnode *
+tr__mbox_pop(tr__mailbox *mb)
+{
+    return tr__mbox_pop_at(mb, &mb->head);
 }
 
 static void

@@ -56,22 +56,33 @@ typedef struct tr__mnode {
     (TR__MB_USER_MASK | TR__MB_SYS_MASK | TR__MB_MUTE | TR__MB_WAIT)
 
 typedef struct tr__mailbox {
-    /* Producers' cache line: the word and the tail they RMW. */
+    /* What senders touch (the first 48 bytes), then the system lane's top,
+     * which the consumer polls after every message. The owner (tr__actor)
+     * starts a cache line at `sys`, so that poll reads a line producers
+     * rarely write, and keeps the rest of that line read-mostly. The
+     * consumer writes `head` back once a turn (see tr__mbox_pop_at), so
+     * producers' RMWs and its pops do not pass the line back and forth
+     * on every message. */
     _Atomic uint64_t word;        /* any thread; RMW only, see above */
     _Atomic(tr__mnode *) tail;    /* producers: exchange; consumer: load */
-    _Atomic(tr__mnode *) sys;     /* any thread pushes (CAS); consumer takes */
-    _Atomic(tr__mnode *) waiters; /* senders waiting for room; as `sys` */
-    tr__mnode *head;              /* consumer only */
-    tr__mnode stub;               /* the queue's resting node */
-    _Atomic uint32_t pop_lock;    /* drop-oldest mailboxes only: serializes
-                                     the consumer's pops with producers that
-                                     drop the oldest message */
+    _Atomic(tr__mnode *) waiters; /* senders waiting for room: any thread
+                                     pushes (CAS); taken whole */
     /* Set by tr__mbox_open before it publishes the epoch (release); read by
      * producers after their acquire of a word with that epoch. Atomic only
      * because a stale producer may read it while a new owner's open writes
      * it; such a producer's admission then fails on the epoch. */
     _Atomic uint32_t capacity;
+    _Atomic uint32_t pop_lock; /* drop-oldest mailboxes only: serializes
+                                  the consumer's pops with producers that
+                                  drop the oldest message */
+    tr__mnode *head;           /* consumer only */
+    tr__mnode stub;            /* the queue's resting node: producers link
+                                  behind it when the lane was empty */
+    _Atomic(tr__mnode *) sys;  /* any thread pushes (CAS); consumer takes */
 } tr__mailbox;
+
+/* Where the part the consumer polls starts (see tr__mailbox). */
+#define TR__MB_POLLED_OFFSET offsetof(tr__mailbox, sys)
 
 typedef enum tr__admit {
     TR__ADMIT_OK,       /* counted; the owner was already scheduled */
@@ -109,7 +120,11 @@ tr__admit tr__mbox_admit_sys(tr__mailbox *mb, uint32_t gen, uint64_t *word_out);
 void tr__mbox_push(tr__mailbox *mb, tr__mnode *n);
 void tr__mbox_push_sys(tr__mailbox *mb, tr__mnode *n);
 
-/* Consumer: the oldest user message, or NULL when none is linked yet. */
+/* Consumer: the oldest user message, or NULL when none is linked yet.
+ * tr__mbox_pop_at works on a copy of mb->head in *head, which a turn keeps
+ * in a local and stores back to mb->head before the owner can leave its
+ * thread (not for drop-oldest mailboxes, whose producers pop too). */
+tr__mnode *tr__mbox_pop_at(tr__mailbox *mb, tr__mnode **head);
 tr__mnode *tr__mbox_pop(tr__mailbox *mb);
 
 /* Drop-oldest mailboxes: tr__mbox_pop under the pop lock. Consumer. */
