@@ -163,7 +163,9 @@ tr__spawn(tr_runtime *rt, tr__actor *parent, const tr_behavior *b,
     tr__actor *a;
     tr__msg *m;
     tr__ext *ext = NULL;
-    void *self_state;
+    void *self_state = given;
+    bool inline_state =
+        given == NULL && b != NULL && b->state_size <= TR__STATE_INLINE;
     uint64_t w;
     tr_status st;
 
@@ -200,9 +202,8 @@ tr__spawn(tr_runtime *rt, tr__actor *parent, const tr_behavior *b,
     if (state >= (parent ? TR__RT_STOPPING : TR__RT_DRAINING)) {
         return TR_ESHUTDOWN;
     }
-    self_state =
-        given ? given : tr__calloc(1, b->state_size ? b->state_size : 1);
-    if (self_state == NULL) {
+    if (given == NULL && !inline_state &&
+        (self_state = tr__calloc(1, b->state_size)) == NULL) {
         return TR_ENOMEM;
     }
     m = tr__msg_new(rt, o->arg_len);
@@ -231,6 +232,9 @@ tr__spawn(tr_runtime *rt, tr__actor *parent, const tr_behavior *b,
     /* Waiters that registered with the slot's previous actor after its last
      * look: wake them so they find it gone. */
     wake_shared(rt, a);
+    if (inline_state) {
+        self_state = memset(tr__state_area(a), 0, TR__STATE_INLINE);
+    }
     a->beh = b;
     a->state = self_state;
     /* release: see tr__actor.policy. */
@@ -748,7 +752,9 @@ tr__actor_end(tr_cx *cx, uint64_t consumed)
     wake_shared(rt, a);
     atomic_store_explicit(&a->muted_on, 0, memory_order_relaxed);
     atomic_store_explicit(&a->wflags, 0, memory_order_relaxed);
-    tr__free(a->state);
+    if (a->state != tr__state_area(a)) {
+        tr__free(a->state);
+    }
     a->state = NULL;
     tr__slot_release(rt, a);
 }
@@ -812,6 +818,18 @@ bool
 tr__turn_release(tr_runtime *rt, tr__actor *a, uint64_t consumed, uint32_t n)
 {
     return turn_release(rt, a, consumed, n);
+}
+
+/* Whether a turn that has used its budget goes on: while senders wait for
+ * room in the actor's mailbox, up to TR__HELD_UP_BUDGETS budgets. Those
+ * senders are muted (or blocked) on it; yielding now would let them wake
+ * for one slot each and mute again around it, which costs far more than
+ * the messages, and they cannot run anyway until it makes room. */
+static inline bool
+held_up(tr__actor *a, uint32_t n, uint32_t budget)
+{
+    return n < TR__HELD_UP_BUDGETS * budget &&
+           (a->wpriv != NULL || tr__mbox_has_waiters(&a->mb));
 }
 
 /* What a turn does next, after async_step. */
@@ -944,7 +962,10 @@ tr__run(void *ctx, tr__worker *w, tr__task *item)
                 continue;
             }
         }
-        if ((a->lflags & TR__L_ENDING) || n >= budget) {
+        if (a->lflags & TR__L_ENDING) {
+            break;
+        }
+        if (n >= budget && !held_up(a, n, budget)) {
             break;
         }
         m = own_head ? tr__mbox_pop_at(&a->mb, &head)

@@ -363,8 +363,34 @@ typedef struct tr__dl_sub {
     struct tr__dl_sub *older; /* kept until destroy: a reader may hold it */
 } tr__dl_sub;
 
+/* How many budgets a turn may run while senders wait on the actor (see
+ * held_up in actor.c). */
+#define TR__HELD_UP_BUDGETS 16u
+
 #define TR__CHUNK_SHIFT 12
 #define TR__CHUNK       (1u << TR__CHUNK_SHIFT)
+
+/* States of up to this many bytes live in their slot's own area of the
+ * chunk (after its TR__CHUNK headers), not in a malloc'd block: a spawn
+ * and an end then cost no allocator call, and no cross-thread free when
+ * one thread spawns and another ends the actor. */
+#define TR__STATE_INLINE 32u
+#define TR__CHUNK_BYTES                                                        \
+    ((size_t)TR__CHUNK * (sizeof(tr__actor) + TR__STATE_INLINE))
+
+/* a's inline state area (TR__STATE_INLINE bytes, 32-byte aligned). Two
+ * areas share a cache line; slot i's partner is i + TR__CHUNK/2, not i + 1,
+ * so actors spawned one after the other (a producer and its consumer, say)
+ * do not write the same line from two cores. */
+static inline void *
+tr__state_area(tr__actor *a)
+{
+    uint32_t i = a->slot & (TR__CHUNK - 1);
+    uint32_t area = ((i << 1) | (i >> (TR__CHUNK_SHIFT - 1))) & (TR__CHUNK - 1);
+
+    return (char *)(a - i) + (size_t)TR__CHUNK * sizeof(tr__actor) +
+           (size_t)area * TR__STATE_INLINE;
+}
 
 /* Runtime states (any thread loads; lifecycle calls store). */
 enum {

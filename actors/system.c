@@ -128,8 +128,7 @@ take_slots(tr_runtime *rt, uint32_t *dst, uint32_t want, tr_status *st)
             atomic_load_explicit(&rt->chunks[c], memory_order_relaxed);
 
         if (chunk == NULL) {
-            chunk = tr__calloc_aligned(TR_CACHE_LINE,
-                                       TR__CHUNK * sizeof(tr__actor));
+            chunk = tr__calloc_aligned(TR_CACHE_LINE, TR__CHUNK_BYTES);
             if (chunk == NULL) {
                 break;
             }

@@ -42,7 +42,9 @@ typedef struct tr_config {
     /* Worker threads. Default: the online CPUs. At most 256. */
     uint32_t workers;
     /* Messages an actor may handle in one turn before it yields its worker,
-     * so a flooded actor cannot starve the others. Default 64. */
+     * so a flooded actor cannot starve the others. Default 64. While
+     * senders wait for room in its mailbox (it holds them up), a turn may
+     * go on to 16 times this. */
     uint32_t budget;
     /* Mailbox capacity for spawns that do not set one.
      * Default TR_MAILBOX_DEFAULT_CAPACITY; at most TR_MAILBOX_MAX_CAPACITY. */

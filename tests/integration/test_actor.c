@@ -1059,6 +1059,83 @@ test_actor_limit_with_reservations(void **state)
     TR_ASSERT_STATUS(tr_spawn(g_rt, &probe_actor, NULL, &extra), TR_ELIMIT);
 }
 
+/* ---- States start zeroed ----------------------------------------------- */
+
+/* One state small enough to live in its slot's area of the table, one
+ * from the allocator. */
+typedef struct small_state {
+    unsigned char b[32];
+} small_state;
+
+typedef struct large_state {
+    unsigned char b[48];
+} large_state;
+
+#define ZERO_ROUNDS 3u
+#define ZERO_N      2000u
+
+static struct {
+    _Atomic uint32_t inits;
+    _Atomic uint32_t dirty; /* states that did not start zeroed */
+} g_zs;
+
+/* Checks the state is all zero, then dirties it for the slot's next actor,
+ * and ends. */
+static tr_status
+zs_check(tr_cx *cx, unsigned char *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (b[i] != 0) {
+            IT_INC(g_zs.dirty);
+            break;
+        }
+    }
+    memset(b, 0xa5, n);
+    IT_INC(g_zs.inits);
+    return tr_exit(cx, 0, NULL);
+}
+
+static tr_status
+small_init(tr_cx *cx, small_state *self, const void *unused)
+{
+    (void)unused;
+    return zs_check(cx, self->b, sizeof self->b);
+}
+
+static tr_status
+large_init(tr_cx *cx, large_state *self, const void *unused)
+{
+    (void)unused;
+    return zs_check(cx, self->b, sizeof self->b);
+}
+
+TR_ACTOR(small_state_actor, small_state, TR_ON_INIT(void, small_init));
+TR_ACTOR(large_state_actor, large_state, TR_ON_INIT(void, large_init));
+
+static void
+test_states_start_zeroed(void **state)
+{
+    uint32_t max_slot = 0;
+    tr_ref r;
+
+    (void)state;
+    memset(&g_zs, 0, sizeof g_zs);
+    g_rt = it_runtime(2, NULL);
+    for (uint32_t round = 0; round < ZERO_ROUNDS; round++) {
+        for (uint32_t i = 0; i < ZERO_N; i++) {
+            TR_ASSERT_OK(
+                tr_spawn(g_rt, i % 2 ? &large_state_actor : &small_state_actor,
+                         NULL, &r));
+            max_slot = r.slot_ > max_slot ? r.slot_ : max_slot;
+        }
+        IT_WAIT_UNTIL(it_stats(g_rt).alive == 0);
+    }
+    assert_int_equal(IT_LOAD(g_zs.inits), ZERO_ROUNDS * ZERO_N);
+    assert_int_equal(IT_LOAD(g_zs.dirty), 0);
+    /* Slots were reused, so states were written before. */
+    assert_true(max_slot < ZERO_ROUNDS * ZERO_N);
+}
+
 /* ---- Stale refs -------------------------------------------------------- */
 
 IT_COUNTER(counter_actor, spawn_counter, MSG_EMPTY)
@@ -1415,6 +1492,7 @@ main(void)
         T(test_spawn_from_handler),
         T(test_actor_limit),
         T(test_actor_limit_with_reservations),
+        T(test_states_start_zeroed),
         T(test_stale_ref_never_reaches_new_actor),
         T(test_stop_dead_or_unknown),
         T(test_ask_happy_path),

@@ -1,5 +1,6 @@
 /* Fairness through the public API: an actor handles at most `budget`
- * messages per turn, so one flooded actor cannot starve the others.
+ * messages per turn, so one flooded actor cannot starve the others; one
+ * that senders wait on goes on while they wait, up to 16 budgets.
  *
  * Both tests run on one worker, where turns cannot overlap and the order
  * of events follows from the scheduling rules alone. */
@@ -9,6 +10,7 @@ enum {
     MSG_FLOOD = 1,
     MSG_GO,
     MSG_PING,
+    MSG_FEED,
 };
 
 #define BUDGET 8u
@@ -216,6 +218,125 @@ test_turn_is_at_most_budget(void **state)
     assert_true(seen[0] > 0 && seen[1] > 0);
 }
 
+/* The longest run of `id` in the first `len` entries of the log. */
+static uint32_t
+log_max_run(uint32_t len, uint8_t id)
+{
+    uint32_t run = 0, max = 0;
+
+    for (uint32_t i = 0; i < len; i++) {
+        run = g_log.id[i] != id                ? 0
+              : i > 0 && g_log.id[i - 1] == id ? run + 1
+                                               : 1;
+        max = run > max ? run : max;
+    }
+    return max;
+}
+
+static void
+log_as(uint8_t id)
+{
+    uint32_t i =
+        atomic_fetch_add_explicit(&g_log.claimed, 1, memory_order_relaxed);
+
+    if (i < LOG_MAX) {
+        g_log.id[i] = id;
+    }
+    IT_INC(g_log.done);
+}
+
+/* ---- A turn that holds senders up goes on ------------------------------ */
+
+#define SINK_CAPACITY 256u
+
+/* Logs as id 1; sends nothing. */
+static tr_status
+sink_flood(tr_cx *cx, void *self, const void *unused)
+{
+    (void)cx;
+    (void)self;
+    (void)unused;
+    log_as(1);
+    return TR_OK;
+}
+
+TR_ACTOR(sink_actor, char, TR_ON(MSG_FLOOD, void, sink_flood));
+
+/* Fills the sink until a send is held (the feeder is then muted on it, a
+ * waiter in its mailbox), and goes on from a message to itself, until the
+ * log is long enough. Logs as id 2 each time it runs, so the log shows
+ * where one of the sink's turns ends and the next begins. */
+static tr_status
+feeder_feed(tr_cx *cx, tr_ref *sink, const void *unused)
+{
+    tr_status st = TR_OK;
+
+    (void)unused;
+    log_as(2);
+    while (st == TR_OK &&
+           atomic_load_explicit(&g_log.claimed, memory_order_relaxed) <
+               LOG_REFILL) {
+        st = tr_send(cx, *sink, MSG_FLOOD, NULL, 0);
+    }
+    if (st == TR_PENDING) {
+        st = tr_send(cx, tr_self(cx), MSG_FEED, NULL, 0);
+    }
+    return st == TR_PENDING ? TR_OK : st;
+}
+
+static tr_status
+feeder_init(tr_cx *cx, tr_ref *self, const tr_ref *sink)
+{
+    (void)cx;
+    *self = *sink;
+    return TR_OK;
+}
+
+TR_ACTOR(feeder, tr_ref, TR_ON_INIT(tr_ref, feeder_init),
+         TR_ON(MSG_FEED, void, feeder_feed));
+
+static void
+do_start_logger_and_feeder(tr_cx *cx, void *arg)
+{
+    tr_ref *r = arg;
+
+    (void)tr_send(cx, r[0], MSG_GO, NULL, 0);
+    (void)tr_send(cx, r[1], MSG_FEED, NULL, 0);
+}
+
+static void
+test_held_up_turn_goes_on(void **state)
+{
+    uint8_t id = 0;
+    tr_spawn_opts o = {.arg = &id, .arg_len = sizeof id};
+    tr_spawn_opts fo = {0};
+    tr_ref r[2], sink_ref, starter;
+    uint32_t max_sink, max_logger;
+
+    (void)state;
+    memset(&g_log, 0, sizeof g_log);
+    g_rt = one_worker_runtime();
+    TR_ASSERT_OK(tr_spawn(g_rt, &logger, &o, &r[0]));
+    sink_ref = it_spawn(g_rt, &sink_actor, SINK_CAPACITY, 0, TR_BACKPRESSURE);
+    fo.arg = &sink_ref;
+    fo.arg_len = sizeof sink_ref;
+    TR_ASSERT_OK(tr_spawn(g_rt, &feeder, &fo, &r[1]));
+    starter = it_spawn(g_rt, &it_caller, 0, 0, TR_BACKPRESSURE);
+    it_call_sync(g_rt, starter, do_start_logger_and_feeder, r);
+    IT_WAIT_UNTIL(IT_LOAD(g_log.done) >= LOG_REFILL);
+
+    max_sink = log_max_run(LOG_REFILL, 1);
+    max_logger = log_max_run(LOG_REFILL, 0);
+    /* The feeder fills the sink's mailbox and mutes on it, so the sink's
+     * turns find a waiter: they run past the budget, but never past 16
+     * budgets (its mailbox holds more than that). The logger, which nobody
+     * waits on, keeps to its budget. */
+    assert_true(max_sink > BUDGET);
+    assert_true(max_sink <= 16 * BUDGET);
+    assert_true(max_logger <= BUDGET);
+    assert_true(max_logger > 0);
+}
+
 #define T(f) IT_TEST(f)
 
 int
@@ -224,6 +345,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         T(test_flood_does_not_starve_others),
         T(test_turn_is_at_most_budget),
+        T(test_held_up_turn_goes_on),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
