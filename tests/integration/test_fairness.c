@@ -150,21 +150,28 @@ logger_go(tr_cx *cx, uint8_t *self, const void *unused)
     return TR_OK;
 }
 
-/* Logs who ran; keeps itself flooded while the log is short. */
-static tr_status
-logger_flood(tr_cx *cx, uint8_t *self, const void *unused)
+/* Appends `id` to the log; returns its place. */
+static uint32_t
+log_as(uint8_t id)
 {
     uint32_t i =
         atomic_fetch_add_explicit(&g_log.claimed, 1, memory_order_relaxed);
 
-    (void)unused;
     if (i < LOG_MAX) {
-        g_log.id[i] = *self;
-    }
-    if (i < LOG_REFILL) {
-        (void)tr_send(cx, tr_self(cx), MSG_FLOOD, NULL, 0);
+        g_log.id[i] = id;
     }
     IT_INC(g_log.done);
+    return i;
+}
+
+/* Logs who ran; keeps itself flooded while the log is short. */
+static tr_status
+logger_flood(tr_cx *cx, uint8_t *self, const void *unused)
+{
+    (void)unused;
+    if (log_as(*self) < LOG_REFILL) {
+        (void)tr_send(cx, tr_self(cx), MSG_FLOOD, NULL, 0);
+    }
     return TR_OK;
 }
 
@@ -233,18 +240,6 @@ log_max_run(uint32_t len, uint8_t id)
     return max;
 }
 
-static void
-log_as(uint8_t id)
-{
-    uint32_t i =
-        atomic_fetch_add_explicit(&g_log.claimed, 1, memory_order_relaxed);
-
-    if (i < LOG_MAX) {
-        g_log.id[i] = id;
-    }
-    IT_INC(g_log.done);
-}
-
 /* ---- A turn that holds senders up goes on ------------------------------ */
 
 #define SINK_CAPACITY 256u
@@ -293,16 +288,7 @@ feeder_init(tr_cx *cx, tr_ref *self, const tr_ref *sink)
 }
 
 TR_ACTOR(feeder, tr_ref, TR_ON_INIT(tr_ref, feeder_init),
-         TR_ON(MSG_FEED, void, feeder_feed));
-
-static void
-do_start_logger_and_feeder(tr_cx *cx, void *arg)
-{
-    tr_ref *r = arg;
-
-    (void)tr_send(cx, r[0], MSG_GO, NULL, 0);
-    (void)tr_send(cx, r[1], MSG_FEED, NULL, 0);
-}
+         TR_ON(MSG_GO, void, feeder_feed), TR_ON(MSG_FEED, void, feeder_feed));
 
 static void
 test_held_up_turn_goes_on(void **state)
@@ -322,7 +308,7 @@ test_held_up_turn_goes_on(void **state)
     fo.arg_len = sizeof sink_ref;
     TR_ASSERT_OK(tr_spawn(g_rt, &feeder, &fo, &r[1]));
     starter = it_spawn(g_rt, &it_caller, 0, 0, TR_BACKPRESSURE);
-    it_call_sync(g_rt, starter, do_start_logger_and_feeder, r);
+    it_call_sync(g_rt, starter, do_start_both, r);
     IT_WAIT_UNTIL(IT_LOAD(g_log.done) >= LOG_REFILL);
 
     max_sink = log_max_run(LOG_REFILL, 1);
