@@ -83,9 +83,10 @@ typedef struct tr__msg {
 /* Payloads up to this size get a fixed-size block that workers recycle
  * through their caches; larger ones come from the allocator each time. */
 #define TR__MSG_SMALL 64u
-/* Blocks a worker keeps for reuse: enough for bursts between two actors,
- * small enough (about 36 KiB) not to hoard memory. */
-#define TR__MSG_CACHE 256u
+/* Blocks a worker keeps for reuse: enough for a full default mailbox (a
+ * turn that holds senders up may drain one whole, see held_up in
+ * actor.c), small enough (about 160 KiB) not to hoard memory. */
+#define TR__MSG_CACHE 1024u
 /* Blocks a worker's remote list may hold: beyond it, a block freed on
  * another thread goes back to the allocator, so an owner that stopped
  * allocating does not keep a growing pile no one else can reuse. */
