@@ -77,13 +77,14 @@ tr__msg_free(tr_runtime *rt, tr__msg *m)
                 return;
             }
         }
-        tr__free(m);
-        return;
+        /* Its home's list is full: below, it joins this worker's cache if
+         * there is room (a worker that frees more blocks than it makes,
+         * such as skynet's parents, then stops feeding the allocator). */
     }
     if (l != NULL && l->ncache < TR__MSG_CACHE) {
         atomic_store_explicit(&m->node.next, (tr__mnode *)l->cache,
                               memory_order_relaxed);
-        m->owner = l->index; /* an outside block joins this cache */
+        m->owner = l->index; /* an outside block, or a homeless one, joins */
         l->cache = m;
         l->ncache++;
         return;
