@@ -1064,11 +1064,11 @@ test_actor_limit_with_reservations(void **state)
 /* One state small enough to live in its slot's area of the table, one
  * from the allocator. */
 typedef struct small_state {
-    unsigned char b[32];
+    unsigned char b[48];
 } small_state;
 
 typedef struct large_state {
-    unsigned char b[48];
+    unsigned char b[64];
 } large_state;
 
 #define ZERO_ROUNDS 3u
