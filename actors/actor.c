@@ -841,10 +841,23 @@ typedef enum step {
     STEP_PARKED, /* parked muted or suspended: no longer ours */
 } step;
 
+/* Stores a turn's copy of the mailbox head back (see tr__run); `head` is
+ * NULL for drop-oldest mailboxes, which pop through mb.head itself. */
+static inline void
+head_back(tr__actor *a, tr__mnode *const *head)
+{
+    if (head != NULL) {
+        a->mb.head = *head;
+    }
+}
+
 /* The turn's part for actors with an ext: resuming a handler whose await
- * is over, muting while sends are held, parking while suspended. */
+ * is over, muting while sends are held, parking while suspended. Muting
+ * and parking may hand the actor to another thread, so the turn's head
+ * goes back first. */
 static step
-async_step(tr_cx *cx, uint64_t *consumed, uint32_t *freed)
+async_step(tr_cx *cx, tr__mnode *const *head, uint64_t *consumed,
+           uint32_t *freed)
 {
     tr__actor *a = cx->self;
 
@@ -857,6 +870,7 @@ async_step(tr_cx *cx, uint64_t *consumed, uint32_t *freed)
         }
     }
     if (tr__held(a) != NULL) {
+        head_back(a, head);
         if (tr__mute(cx->rt, a, consumed, *freed)) {
             return STEP_PARKED;
         }
@@ -872,6 +886,7 @@ async_step(tr_cx *cx, uint64_t *consumed, uint32_t *freed)
         return STEP_AGAIN; /* an awaited send just went */
     }
     if (suspended(a)) {
+        head_back(a, head);
         if (tr__park(cx->rt, a, consumed, *freed)) {
             return STEP_PARKED;
         }
@@ -899,16 +914,15 @@ tr__run(void *ctx, tr__worker *w, tr__task *item)
     bool look = true;
     /* The consumer's head, kept here through the turn (see
      * tr__mbox_pop_at) and stored back before anything that may hand the
-     * actor to another thread: async_step (it may park) and the turn's
-     * end. Drop-oldest mailboxes pop under their lock instead. */
-    bool own_head;
-    tr__mnode *head;
+     * actor to another thread: muting or parking in async_step, and the
+     * turn's end. Drop-oldest mailboxes pop under their lock instead. */
+    tr__mnode *head, *const *own_head;
 
     if (a->lflags & TR__L_THREAD) {
         tr__thread_handoff(a); /* its own thread runs the turn */
         return;
     }
-    own_head = !(a->lflags & TR__L_DROP_OLDEST);
+    own_head = (a->lflags & TR__L_DROP_OLDEST) ? NULL : &head;
     head = own_head ? a->mb.head : NULL;
     cx.rt = rt;
     cx.self = a;
@@ -944,12 +958,7 @@ tr__run(void *ctx, tr__worker *w, tr__task *item)
             continue;
         }
         if (a->ext != NULL && !(a->lflags & TR__L_ENDING)) {
-            step st;
-
-            if (own_head) {
-                a->mb.head = head;
-            }
-            st = async_step(&cx, &consumed, &freed);
+            step st = async_step(&cx, own_head, &consumed, &freed);
 
             if (st == STEP_PARKED) {
                 TR__COUNT(rt, handled, handled);
@@ -979,9 +988,7 @@ tr__run(void *ctx, tr__worker *w, tr__task *item)
         consumed += TR__MB_USER_ONE;
         handled += dispatch(&cx, (tr__msg *)m);
     }
-    if (own_head) {
-        a->mb.head = head;
-    }
+    head_back(a, own_head);
     TR__COUNT(rt, handled, handled);
     if (!(a->lflags & TR__L_ENDING) && tr__more(a) != NULL &&
         a->ext->child != NULL && a->ext->child->draining && !suspended(a) &&
