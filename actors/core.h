@@ -80,6 +80,11 @@ typedef struct tr__msg {
     alignas(16) unsigned char inline_[];
 } tr__msg;
 
+/* tr__msg_new sets each header field by name (not with memset): a field
+ * added above must be added there too. */
+_Static_assert(offsetof(tr__msg, inline_) == 96,
+               "tr__msg's header changed: update tr__msg_new");
+
 /* Payloads up to this size get a fixed-size block that workers recycle
  * through their caches; larger ones come from the allocator each time. */
 #define TR__MSG_SMALL 64u
