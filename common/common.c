@@ -197,6 +197,14 @@ tr__futex_wait(_Atomic uint32_t *addr, uint32_t expect, uint64_t timeout_ns)
 }
 
 void
+tr__sleep_ns(uint64_t ns)
+{
+    struct timespec ts = {(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)};
+
+    nanosleep(&ts, NULL);
+}
+
+void
 tr__futex_wake(_Atomic uint32_t *addr, int n)
 {
     syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);

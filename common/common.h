@@ -127,6 +127,9 @@ bool tr__futex_wait(_Atomic uint32_t *addr, uint32_t expect,
                     uint64_t timeout_ns);
 void tr__futex_wake(_Atomic uint32_t *addr, int n);
 
+/* Sleeps about ns nanoseconds (at least, unless a signal cuts it short). */
+void tr__sleep_ns(uint64_t ns);
+
 /* A pause for spin loops. */
 static inline void
 tr__cpu_relax(void)

@@ -16,15 +16,26 @@ typedef struct ring {
     _Atomic(tr__task *) slots[TR__RING_SIZE];     /* see above */
 } ring;
 
+/* What a would-be thief saw of one victim's ring: its tail, and when. */
+struct steal_mark {
+    uint64_t since; /* 0: nothing seen queued */
+    uint32_t turns; /* the victim's turns counter then */
+    uint32_t tail;
+};
+
 struct tr__worker {
     ring rq;
     tr__exec *ex;
     tr__task *next;  /* owner only: the LIFO slot */
     uint32_t streak; /* owner only: next-slot runs in a row */
     uint32_t tick;   /* owner only: turns run, for TR__GLOBAL_TICK */
+    /* Turns started; the owner stores, thieves load (relaxed: a hint that
+     * orders nothing, see ring_aged). */
+    _Atomic uint32_t turns;
     uint32_t index;
-    uint64_t rng; /* owner only: victim choice */
-    void *user;   /* owner only: for the layer above */
+    uint64_t rng;             /* owner only: victim choice */
+    struct steal_mark *marks; /* owner only: one per worker, see ring_aged */
+    void *user;               /* owner only: for the layer above */
     pthread_t thread;
     /* 1 while parked (or about to be); the waker stores 0 under idle_lock
      * and futex-wakes. The futex word. */
@@ -55,6 +66,7 @@ struct tr__exec {
     pthread_mutex_t idle_lock;
     tr__worker **idle;
     uint32_t nidle_list;
+    struct steal_mark *marks; /* the workers' marks, nworkers each */
     alignas(TR_CACHE_LINE) _Atomic uint32_t nidle;
     _Atomic uint32_t stopping; /* set once by tr__exec_stop */
     /* Threads in tr__exec_wait_busy (RMW), and the futex word they sleep
@@ -97,8 +109,9 @@ tr__exec_workers(const tr__exec *ex)
 
 /* ---- Local ring -------------------------------------------------------- */
 
+/* Returns false when the ring is full; else sets *was_empty. */
 static bool
-ring_push(ring *r, tr__task *item)
+ring_push(ring *r, tr__task *item, bool *was_empty)
 {
     /* acquire: pairs with the consumers' CAS on head, so the slot we are
      * about to overwrite has been read by whoever took it. */
@@ -108,6 +121,7 @@ ring_push(ring *r, tr__task *item)
     if (t - h >= TR__RING_SIZE) {
         return false;
     }
+    *was_empty = t == h;
     atomic_store_explicit(&r->slots[t % TR__RING_SIZE], item,
                           memory_order_relaxed);
     /* release: publishes the slot to consumers that acquire tail. */
@@ -319,14 +333,12 @@ wake_one(tr__exec *ex)
     }
 }
 
+/* True when some worker's ring holds an item. */
 static bool
-work_visible(tr__exec *ex)
+rings_queued(tr__exec *ex)
 {
     uint32_t i;
 
-    if (atomic_load_explicit(&ex->gcount, memory_order_relaxed) != 0) {
-        return true;
-    }
     for (i = 0; i < ex->nworkers; i++) {
         if (ring_len(&ex->workers[i].rq) != 0) {
             return true;
@@ -335,19 +347,20 @@ work_visible(tr__exec *ex)
     return false;
 }
 
+static bool
+work_visible(tr__exec *ex)
+{
+    return atomic_load_explicit(&ex->gcount, memory_order_relaxed) != 0 ||
+           rings_queued(ex);
+}
+
+/* Sleeps until woken, unless work shows up on the way. */
 static void
 park(tr__worker *w)
 {
     tr__exec *ex = w->ex;
     uint32_t i;
 
-    for (i = 0; i < TR__SPIN; i++) {
-        if (work_visible(ex) ||
-            atomic_load_explicit(&ex->stopping, memory_order_relaxed)) {
-            return;
-        }
-        tr__cpu_relax();
-    }
     pthread_mutex_lock(&ex->idle_lock);
     atomic_store_explicit(&w->parked, 1, memory_order_relaxed);
     w->in_idle = true;
@@ -384,7 +397,90 @@ park(tr__worker *w)
     }
 }
 
+/* Out of work: spins on the global queue for a moment; then, while some
+ * ring holds work that may grow old enough to steal (ring_aged), sleeps
+ * TR__WATCH_NS and returns to look again; with every queue empty, parks. */
+static void
+idle(tr__worker *w)
+{
+    tr__exec *ex = w->ex;
+    uint32_t i;
+
+    for (i = 0; i < TR__SPIN; i++) {
+        if (atomic_load_explicit(&ex->gcount, memory_order_relaxed) != 0 ||
+            atomic_load_explicit(&ex->stopping, memory_order_relaxed)) {
+            return;
+        }
+        tr__cpu_relax();
+    }
+    if (rings_queued(ex)) {
+        tr__sleep_ns(TR__WATCH_NS);
+        return;
+    }
+    park(w);
+}
+
 /* ---- Workers ----------------------------------------------------------- */
+
+/* Queues `item` on the back of w's ring, or on the global queue when the
+ * ring is full. Work on the global queue is anyone's at once, so it wakes a
+ * parked worker. Work on a ring waits for its owner unless it grows old
+ * (see ring_aged), so only a push into an empty ring wakes one: that is the
+ * push a worker parked with every ring empty may have missed (the Dekker
+ * pair in park()); a push behind queued work needs no wake, since a worker
+ * that saw the queued work did not park but watches (see idle()). */
+static void
+queue_local(tr__worker *w, tr__task *item)
+{
+    bool was_empty;
+
+    if (!ring_push(&w->rq, item, &was_empty)) {
+        global_push(w->ex, item);
+        wake_one(w->ex);
+    } else if (was_empty) {
+        wake_one(w->ex);
+    }
+}
+
+/* True when victim `vi`'s ring holds work that is worth moving: the items
+ * that were queued when the thief last marked it are not all gone, and
+ * since then TR__STEAL_AGE_NS have passed, or TR__STUCK_NS with the victim
+ * inside the same turn all along. Moving an actor to another core costs
+ * its cache lines, and every message it then exchanges with actors left
+ * behind crosses between the cores: on two cores a message-bound workload
+ * ran up to five times slower spread than on one. So work the owner is
+ * about to reach stays; work behind a long turn or a deep backlog moves.
+ * The loads are hints (ring_steal reloads and CASes); a wrong guess costs
+ * one early or late steal, never an item. Owner (the thief) only. */
+static bool
+ring_aged(tr__worker *w, uint32_t vi)
+{
+    tr__worker *v = &w->ex->workers[vi];
+    struct steal_mark *m = &w->marks[vi];
+    /* acquire: as in ring_len. */
+    uint32_t h = atomic_load_explicit(&v->rq.head, memory_order_acquire);
+    uint32_t t = atomic_load_explicit(&v->rq.tail, memory_order_acquire);
+    /* relaxed: see tr__worker.turns. */
+    uint32_t turns = atomic_load_explicit(&v->turns, memory_order_relaxed);
+    uint64_t now;
+
+    if (h == t) {
+        m->since = 0;
+        return false;
+    }
+    /* The last item queued at the mark is still there. */
+    now = tr__now_ns();
+    if (m->since != 0 && (int32_t)(m->tail - h) > 0) {
+        uint64_t age = now - m->since;
+
+        return age >= TR__STEAL_AGE_NS ||
+               (age >= TR__STUCK_NS && turns == m->turns);
+    }
+    m->since = now;
+    m->turns = turns;
+    m->tail = t;
+    return false;
+}
 
 static tr__task *
 find_work(tr__worker *w)
@@ -405,9 +501,7 @@ find_work(tr__worker *w)
             return item;
         }
         /* The streak is over: the next item waits its turn in the ring. */
-        if (!ring_push(&w->rq, w->next)) {
-            global_push(ex, w->next);
-        }
+        queue_local(w, w->next);
         w->next = NULL;
     }
     w->streak = 0;
@@ -423,9 +517,11 @@ find_work(tr__worker *w)
     if (ex->nworkers > 1) {
         start = (uint32_t)(tr__mix64(&w->rng) % ex->nworkers);
         for (i = 0; i < ex->nworkers; i++) {
-            tr__worker *v = &ex->workers[(start + i) % ex->nworkers];
+            uint32_t vi = (start + i) % ex->nworkers;
+            tr__worker *v = &ex->workers[vi];
 
-            if (v != w && (item = ring_steal(&w->rq, &v->rq)) != NULL) {
+            if (v != w && ring_aged(w, vi) &&
+                (item = ring_steal(&w->rq, &v->rq)) != NULL) {
                 atomic_store_explicit(
                     &w->steals,
                     atomic_load_explicit(&w->steals, memory_order_relaxed) + 1,
@@ -448,13 +544,19 @@ worker_main(void *arg)
     for (;;) {
         item = find_work(w);
         if (item != NULL) {
+            /* relaxed: see tr__worker.turns; a plain store, as the
+             * owner is the only writer. */
+            atomic_store_explicit(
+                &w->turns,
+                atomic_load_explicit(&w->turns, memory_order_relaxed) + 1,
+                memory_order_relaxed);
             ex->run(ex->ctx, w, item);
             continue;
         }
         if (atomic_load_explicit(&ex->stopping, memory_order_acquire)) {
             break;
         }
-        park(w);
+        idle(w);
     }
     tls_worker = NULL;
     return NULL;
@@ -479,6 +581,10 @@ tr__exec_new(tr__exec **out, uint32_t nworkers, tr__run_fn run, void *ctx)
     if (ex->idle == NULL) {
         goto fail_idle;
     }
+    ex->marks = tr__calloc((size_t)nworkers * nworkers, sizeof *ex->marks);
+    if (ex->marks == NULL) {
+        goto fail_marks;
+    }
     ex->run = run;
     ex->ctx = ctx;
     ex->nworkers = nworkers;
@@ -487,12 +593,15 @@ tr__exec_new(tr__exec **out, uint32_t nworkers, tr__run_fn run, void *ctx)
     for (i = 0; i < nworkers; i++) {
         ex->workers[i].ex = ex;
         ex->workers[i].index = i;
+        ex->workers[i].marks = ex->marks + (size_t)i * nworkers;
         ex->workers[i].rng =
             0x853c49e6748fea9bu ^ ((uint64_t)i << 32) ^ (uint64_t)(uintptr_t)ex;
     }
     *out = ex;
     return TR_OK;
 
+fail_marks:
+    tr__free(ex->idle);
 fail_idle:
     tr__free_aligned(ex->workers);
 fail_workers:
@@ -529,11 +638,8 @@ tr__exec_schedule(tr__exec *ex, tr__task *item)
         if (prev == NULL) {
             return;
         }
-        /* The displaced item becomes stealable work: wake a helper. */
-        if (!ring_push(&w->rq, prev)) {
-            global_push(ex, prev);
-        }
-        wake_one(ex);
+        /* The displaced item becomes queued work. */
+        queue_local(w, prev);
         return;
     }
     global_push(ex, item);
@@ -543,10 +649,7 @@ tr__exec_schedule(tr__exec *ex, tr__task *item)
 void
 tr__exec_yield(tr__worker *w, tr__task *item)
 {
-    if (!ring_push(&w->rq, item)) {
-        global_push(w->ex, item);
-    }
-    wake_one(w->ex);
+    queue_local(w, item);
 }
 
 bool
@@ -616,6 +719,7 @@ tr__exec_free(tr__exec *ex)
     }
     pthread_mutex_destroy(&ex->glock);
     pthread_mutex_destroy(&ex->idle_lock);
+    tr__free(ex->marks);
     tr__free(ex->idle);
     tr__free_aligned(ex->workers);
     tr__free(ex);

@@ -4,10 +4,13 @@
  * Each worker has a LIFO "next" slot (owner only: the item a handler just
  * woke runs next on the same worker, for message-passing locality), a local
  * ring of TR__RING_SIZE items (the owner pushes and pops; idle workers steal
- * half of it), and the runtime has one global queue for items scheduled from
- * threads outside the pool. Idle workers spin briefly, then park on a futex;
- * a producer that queues work wakes one parked worker. Parking and waking
- * form a Dekker pair (see park() in exec.c) so no wakeup is lost.
+ * half of it once its work has waited long enough to be worth moving), and
+ * the runtime has one global queue for items scheduled from threads outside
+ * the pool. Idle workers spin briefly; then, while some ring holds work,
+ * they sleep and look again, and with every queue empty they park on a
+ * futex. Queuing work on the global queue or on an empty ring wakes one
+ * parked worker. Parking and waking form a Dekker pair (see park() in
+ * exec.c) so no wakeup is lost.
  *
  * The executor never runs an item twice at once: the layer above schedules
  * an item only when it owns the right to (see mailbox.h's token rule). */
@@ -36,11 +39,21 @@ typedef void (*tr__run_fn)(void *ctx, tr__worker *w, tr__task *item);
  * often a busy worker looks at the global queue first (61, as Go does, so
  * outside work is never starved by local work). TR__SPIN: polls of the
  * queues before parking: long enough to catch a reply in flight, short
- * enough that an idle runtime stops burning CPU within microseconds. */
-#define TR__RING_SIZE   256u
-#define TR__LIFO_STREAK 16u
-#define TR__GLOBAL_TICK 61u
-#define TR__SPIN        64u
+ * enough that an idle runtime stops burning CPU within microseconds.
+ *
+ * Stealing waits for work to grow old (see ring_aged in exec.c): an idle
+ * worker takes from another's ring only items that have waited there
+ * TR__STEAL_AGE_NS (the cost Linux's scheduler assumes for moving a task
+ * off a cache-hot CPU, by default), or TR__STUCK_NS while the owner has
+ * stayed inside one turn. TR__WATCH_NS: how often a worker with nothing
+ * to run looks again while some ring holds work (it sleeps in between). */
+#define TR__RING_SIZE    256u
+#define TR__LIFO_STREAK  16u
+#define TR__GLOBAL_TICK  61u
+#define TR__SPIN         64u
+#define TR__STEAL_AGE_NS 500000u
+#define TR__STUCK_NS     50000u
+#define TR__WATCH_NS     50000u
 
 /* Creates `nworkers` workers (not yet started). */
 tr_status tr__exec_new(tr__exec **out, uint32_t nworkers, tr__run_fn run,

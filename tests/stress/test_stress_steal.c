@@ -6,15 +6,19 @@
  *   claim item indices from one counter, and whoever claims an index
  *   schedules that item, once: roots go through the global queue, children
  *   into the running worker's next slot, which pushes the previous child
- *   into the worker's ring, where idle workers steal it. One item in 16
+ *   into the worker's ring, where idle workers steal it if it waits there
+ *   long (rarely: test_steal_behind_holds makes sure of it). One item in 16
  *   fans out to 2-17 children on its first run (the feeders send roots in
  *   bursts, so other workers are idle then); one item in eight yields once
  *   (tr__exec_yield, to the back of the ring) and so runs twice. Each
- *   run spins a random short while so that rings fill up and get stolen
- *   from.
+ *   run spins a random short while so that rings fill up.
  * - test_park_wake_storm: two outside threads schedule bursts of 1-64
  *   items with random gaps of 0-2 ms, so workers park and wake all the
  *   time; TR_STRESS_ITEMS / 5 items in all.
+ *
+ * - test_steal_behind_holds: rounds of a fan-out whose turn goes on until
+ *   one of its children has started, which only a steal can do; checks
+ *   that every round is ended by one.
  *
  * - test_wake_handshake: one item at a time from outside, scheduled at a
  *   random moment while the only worker (then two) goes to sleep; a lost
@@ -59,6 +63,9 @@ typedef struct item {
     uint8_t expect;    /* runs planned: 1, or 2 when it yields once */
     uint8_t nchildren; /* children it tries to claim on its first run */
     uint16_t work;     /* pause loops per run, so rings fill up */
+    bool hold;         /* its first run waits, after its fan-out, for a child */
+    _Atomic uint32_t child_ran; /* a child of its has started */
+    struct item *parent;        /* set before it is scheduled as a child */
 } item;
 
 typedef struct run run;
@@ -80,6 +87,7 @@ struct run {
     _Atomic uint64_t total_runs; /* runs finished */
     _Atomic uint64_t children;   /* items scheduled from run callbacks */
     _Atomic uint64_t yields;
+    _Atomic uint64_t holds_unended; /* holds that no steal ended */
     feeder feeders[FEEDERS];
     bool stopped; /* tr__exec_stop returned */
 
@@ -93,6 +101,26 @@ claim(run *r)
     uint32_t i = atomic_fetch_add_explicit(&r->next, 1, memory_order_relaxed);
 
     return i < r->nitems ? i : UINT32_MAX;
+}
+
+/* The children of `it` wait behind its turn on this worker (the last in
+ * the next slot, the others in the ring), so one that starts while it
+ * stays in its turn was stolen: workers leave young queued work to its
+ * owner, and take it once the owner has stayed TR__STUCK_NS in one turn. */
+static void
+hold_for_steal(run *r, item *it)
+{
+    uint64_t end =
+        tr__now_ns() + (uint64_t)(1e9 * tr_test_timeout_multiplier());
+
+    while (atomic_load_explicit(&it->child_ran, memory_order_relaxed) == 0) {
+        if (tr__now_ns() > end) {
+            atomic_fetch_add_explicit(&r->holds_unended, 1,
+                                      memory_order_relaxed);
+            return;
+        }
+        tr__cpu_relax();
+    }
 }
 
 static void
@@ -114,6 +142,10 @@ run_item(void *ctx, tr__worker *w, tr__task *task)
     for (k = 0; k < it->work; k++) {
         tr__cpu_relax();
     }
+    if (n == 1 && it->parent != NULL) {
+        /* relaxed: a flag the parent polls; it publishes nothing. */
+        atomic_store_explicit(&it->parent->child_ran, 1, memory_order_relaxed);
+    }
     if (n == 1) {
         for (k = 0; k < it->nchildren; k++) {
             uint32_t c = claim(r);
@@ -121,8 +153,13 @@ run_item(void *ctx, tr__worker *w, tr__task *task)
             if (c == UINT32_MAX) {
                 break;
             }
+            /* Published to the child's run by the schedule below. */
+            r->items[c].parent = it;
             atomic_fetch_add_explicit(&r->children, 1, memory_order_relaxed);
             tr__exec_schedule(r->ex, &r->items[c].task);
+        }
+        if (it->hold) {
+            hold_for_steal(r, it);
         }
     }
     atomic_store_explicit(&it->busy, 0, memory_order_release);
@@ -224,6 +261,17 @@ stop_bounded(tr__exec *ex)
     pthread_join(th, NULL);
 }
 
+/* Clears `r` for a scenario of `nitems` zeroed items. */
+static void
+run_reset(run *r, uint32_t nitems)
+{
+    memset(r, 0, sizeof *r);
+    tr_stress_fail_init(&r->fail);
+    r->nitems = nitems;
+    r->items = calloc(nitems, sizeof *r->items);
+    assert_non_null(r->items);
+}
+
 static void
 run_scenario(run *r, bool storm, uint32_t nitems)
 {
@@ -231,12 +279,8 @@ run_scenario(run *r, bool storm, uint32_t nitems)
     uint64_t t0 = tr__now_ns(), end, runs;
     uint32_t i;
 
-    memset(r, 0, sizeof *r);
-    tr_stress_fail_init(&r->fail);
+    run_reset(r, nitems);
     r->storm = storm;
-    r->nitems = nitems;
-    r->items = calloc(nitems, sizeof *r->items);
-    assert_non_null(r->items);
     for (i = 0; i < nitems; i++) {
         item *it = &r->items[i];
 
@@ -332,11 +376,7 @@ test_wake_handshake(void **state)
     uint64_t rng = P.seed ^ 0x4a4du;
     uint32_t nw, i, k;
 
-    memset(r, 0, sizeof *r);
-    tr_stress_fail_init(&r->fail);
-    r->nitems = P.items / 10 > 0 ? P.items / 10 : 1;
-    r->items = calloc(r->nitems, sizeof *r->items);
-    assert_non_null(r->items);
+    run_reset(r, P.items / 10 > 0 ? P.items / 10 : 1);
     for (i = 0; i < r->nitems; i++) {
         r->items[i].expect = 1;
     }
@@ -378,6 +418,66 @@ test_wake_handshake(void **state)
     }
 }
 
+/* Rounds of one parent from outside that fans out to 2-17 children and
+ * stays in its turn until one of them has started elsewhere: the idle
+ * workers must steal from behind a long turn, every round, while the
+ * owner then pops and the children yield (one in eight) into the rings
+ * stolen from. TR_STRESS_ITEMS / 20 items. */
+static void
+test_steal_behind_holds(void **state)
+{
+    run *r = *state;
+    uint64_t rng = P.seed ^ 0x686fu, expected = 0, rounds = 0;
+    uint32_t i, k, c;
+
+    run_reset(r, P.items / 20 > 3 ? P.items / 20 : 3);
+    TR_ASSERT_OK(
+        tr__exec_new(&r->ex, P.workers > 1 ? P.workers : 2, run_item, r));
+    TR_ASSERT_OK(tr__exec_start(r->ex));
+    for (i = 0; i + 2 < r->nitems; i += c + 1) {
+        uint64_t end =
+            tr__now_ns() + (uint64_t)(5e9 * tr_test_timeout_multiplier());
+
+        c = 2 + tr_stress_rnd(&rng, 16);
+        if (c > r->nitems - i - 1) {
+            c = r->nitems - i - 1;
+        }
+        r->items[i].expect = 1;
+        r->items[i].nchildren = (uint8_t)c;
+        r->items[i].hold = true;
+        for (k = i + 1; k <= i + c; k++) {
+            r->items[k].expect = tr_stress_rnd(&rng, 8) == 0 ? 2 : 1;
+            r->items[k].work = (uint16_t)tr_stress_rnd(&rng, 256);
+            expected += r->items[k].expect;
+        }
+        expected++;
+        rounds++;
+        /* relaxed: the schedule below publishes it to the parent. */
+        atomic_store_explicit(&r->next, i + 1, memory_order_relaxed);
+        tr__exec_schedule(r->ex, &r->items[i].task);
+        while (atomic_load_explicit(&r->total_runs, memory_order_acquire) <
+               expected) {
+            if (tr__now_ns() > end) {
+                fail_msg("round at item %u: %" PRIu64 " of %" PRIu64 " runs", i,
+                         atomic_load(&r->total_runs), expected);
+            }
+            sched_yield();
+        }
+    }
+    printf("  %" PRIu64 " rounds, %" PRIu64 " steals, %" PRIu64 " yields\n",
+           rounds, tr__exec_steals(r->ex), atomic_load(&r->yields));
+    stop_bounded(r->ex);
+    r->stopped = true;
+    if (atomic_load(&r->fail.failed)) {
+        fail_msg("%s", r->fail.why);
+    }
+    assert_int_equal(atomic_load(&r->holds_unended), 0);
+    assert_true(tr__exec_steals(r->ex) >= rounds);
+    for (i = 0; i < r->nitems; i++) {
+        assert_true(atomic_load(&r->items[i].runs) == r->items[i].expect);
+    }
+}
+
 static int
 setup(void **state)
 {
@@ -416,6 +516,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_spawn_tree, setup, teardown),
         cmocka_unit_test_setup_teardown(test_park_wake_storm, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wake_handshake, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_steal_behind_holds, setup,
+                                        teardown),
     };
 
     P.seed = tr_test_env_u64("TR_STRESS_SEED", tr__now_ns());

@@ -414,6 +414,53 @@ test_yield_requeues(void **state)
     assert_int_equal(atomic_load(&f->errors), 0);
 }
 
+/* Item 0 wakes items 1 and 2 (1 is displaced into the ring, 2 takes the
+ * next slot) and then stays in its turn until item 1 has run: only
+ * another worker can run it, by stealing work queued behind a long turn.
+ * The other worker is asleep when item 0 starts, so the push into the
+ * empty ring must wake it. */
+static action
+long_turn_fn(fx *f, tr__worker *w, titem *it)
+{
+    uint64_t end = tr__now_ns() + tr_test_scaled_ms(10000) * 1000000u;
+
+    (void)w;
+    if (it->id != 0) {
+        return ACT_NONE;
+    }
+    tr__exec_schedule(f->ex, &f->items[1].task);
+    tr__exec_schedule(f->ex, &f->items[2].task);
+    while (atomic_load_explicit(&f->items[1].runs, memory_order_relaxed) == 0) {
+        if (tr__now_ns() > end) {
+            atomic_fetch_add_explicit(&f->errors, 1, memory_order_relaxed);
+            break;
+        }
+        tr__cpu_relax();
+    }
+    return ACT_NONE;
+}
+
+static void
+test_steal_behind_long_turn(void **state)
+{
+    fx *f = *state;
+    uint32_t i;
+
+    make_items(f, 3);
+    for (i = 0; i < 3; i++) {
+        f->items[i].fn = long_turn_fn;
+    }
+    start_exec(f, 2);
+    assert_true(wait_all_asleep(f, 5000));
+    tr__exec_schedule(f->ex, &f->items[0].task);
+    assert_true(wait_total(f, 3, 20000));
+    assert_true(wait_idle(f, 5000));
+    assert_int_equal(atomic_load(&f->errors), 0);
+    assert_int_not_equal(f->items[1].first_worker, f->items[0].first_worker);
+    assert_int_equal(f->items[2].first_worker, f->items[0].first_worker);
+    assert_true(tr__exec_steals(f->ex) >= 1);
+}
+
 /* Items 1 and 2 wake each other through the next slot; item 3 sits in the
  * ring. The streak limit must let item 3 run long before the ping-pong
  * ends. */
@@ -678,6 +725,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_yield_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_yield_requeues, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lifo_streak_bounded, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_steal_behind_long_turn, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_idle_and_parks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_joins, setup, teardown),
