@@ -28,7 +28,8 @@ struct tr__worker {
     tr__exec *ex;
     tr__task *next;  /* owner only: the LIFO slot */
     uint32_t streak; /* owner only: next-slot runs in a row */
-    uint32_t tick;   /* owner only: turns run, for TR__GLOBAL_TICK */
+    /* owner only: looks past the next slot, for TR__GLOBAL_TICK */
+    uint32_t tick;
     /* Turns started; the owner stores, thieves load (relaxed: a hint that
      * orders nothing, see ring_aged). */
     _Atomic uint32_t turns;

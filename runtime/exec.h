@@ -38,8 +38,9 @@ typedef void (*tr__run_fn)(void *ctx, tr__worker *w, tr__task *item);
  * back and forth cannot starve the rest of the ring. TR__GLOBAL_TICK: how
  * often a busy worker looks at the global queue first (61, as Go does, so
  * outside work is never starved by local work). TR__SPIN: polls of the
- * queues before parking: long enough to catch a reply in flight, short
- * enough that an idle runtime stops burning CPU within microseconds.
+ * global queue before watching or parking: long enough to catch work sent
+ * from outside in a burst, short enough that an idle runtime stops burning
+ * CPU within microseconds.
  *
  * Stealing waits for work to grow old (see ring_aged in exec.c): an idle
  * worker takes from another's ring only items that have waited there
