@@ -34,9 +34,8 @@ struct tr__worker {
      * orders nothing, see ring_aged). */
     _Atomic uint32_t turns;
     uint32_t index;
-    uint64_t rng;             /* owner only: victim choice */
-    struct steal_mark *marks; /* owner only: one per worker, see ring_aged */
-    void *user;               /* owner only: for the layer above */
+    uint64_t rng; /* owner only: victim choice */
+    void *user;   /* owner only: for the layer above */
     pthread_t thread;
     /* 1 while parked (or about to be); the waker stores 0 under idle_lock
      * and futex-wakes. The futex word. */
@@ -67,7 +66,9 @@ struct tr__exec {
     pthread_mutex_t idle_lock;
     tr__worker **idle;
     uint32_t nidle_list;
-    struct steal_mark *marks; /* the workers' marks, nworkers each */
+    /* Worker i's marks of worker j's ring at [i * nworkers + j]; each row
+     * is its worker's own (see ring_aged). */
+    struct steal_mark *marks;
     alignas(TR_CACHE_LINE) _Atomic uint32_t nidle;
     _Atomic uint32_t stopping; /* set once by tr__exec_stop */
     /* Threads in tr__exec_wait_busy (RMW), and the futex word they sleep
@@ -457,7 +458,8 @@ static bool
 ring_aged(tr__worker *w, uint32_t vi)
 {
     tr__worker *v = &w->ex->workers[vi];
-    struct steal_mark *m = &w->marks[vi];
+    struct steal_mark *m =
+        &w->ex->marks[(size_t)w->index * w->ex->nworkers + vi];
     /* acquire: as in ring_len. */
     uint32_t h = atomic_load_explicit(&v->rq.head, memory_order_acquire);
     uint32_t t = atomic_load_explicit(&v->rq.tail, memory_order_acquire);
@@ -594,7 +596,6 @@ tr__exec_new(tr__exec **out, uint32_t nworkers, tr__run_fn run, void *ctx)
     for (i = 0; i < nworkers; i++) {
         ex->workers[i].ex = ex;
         ex->workers[i].index = i;
-        ex->workers[i].marks = ex->marks + (size_t)i * nworkers;
         ex->workers[i].rng =
             0x853c49e6748fea9bu ^ ((uint64_t)i << 32) ^ (uint64_t)(uintptr_t)ex;
     }

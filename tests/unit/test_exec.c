@@ -125,6 +125,23 @@ wait_all_asleep(fx *f, uint64_t ms)
     return true;
 }
 
+/* From a run: stays in the turn until *flag is nonzero, counting an error
+ * if that takes more than 10 s (scaled). acquire: pairs with the release
+ * that sets the gate; an item's runs count needs no ordering. */
+static void
+hold_until(fx *f, _Atomic uint32_t *flag)
+{
+    uint64_t end = tr__now_ns() + tr_test_scaled_ms(10000) * 1000000u;
+
+    while (atomic_load_explicit(flag, memory_order_acquire) == 0) {
+        if (tr__now_ns() > end) {
+            atomic_fetch_add_explicit(&f->errors, 1, memory_order_relaxed);
+            return;
+        }
+        sched_yield();
+    }
+}
+
 static void
 log_run(fx *f, uint32_t id)
 {
@@ -422,21 +439,13 @@ test_yield_requeues(void **state)
 static action
 long_turn_fn(fx *f, tr__worker *w, titem *it)
 {
-    uint64_t end = tr__now_ns() + tr_test_scaled_ms(10000) * 1000000u;
-
     (void)w;
     if (it->id != 0) {
         return ACT_NONE;
     }
     tr__exec_schedule(f->ex, &f->items[1].task);
     tr__exec_schedule(f->ex, &f->items[2].task);
-    while (atomic_load_explicit(&f->items[1].runs, memory_order_relaxed) == 0) {
-        if (tr__now_ns() > end) {
-            atomic_fetch_add_explicit(&f->errors, 1, memory_order_relaxed);
-            break;
-        }
-        tr__cpu_relax();
-    }
+    hold_until(f, &f->items[1].runs);
     return ACT_NONE;
 }
 
@@ -518,18 +527,10 @@ test_lifo_streak_bounded(void **state)
 static action
 block_fn(fx *f, tr__worker *w, titem *it)
 {
-    uint64_t end = tr__now_ns() + tr_test_scaled_ms(10000) * 1000000u;
-
     (void)w;
     (void)it;
     atomic_store_explicit(&f->entered, 1, memory_order_release);
-    while (!atomic_load_explicit(&f->gate, memory_order_acquire)) {
-        if (tr__now_ns() > end) {
-            atomic_fetch_add_explicit(&f->errors, 1, memory_order_relaxed);
-            break;
-        }
-        sched_yield();
-    }
+    hold_until(f, &f->gate);
     return ACT_NONE;
 }
 
