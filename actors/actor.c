@@ -7,14 +7,15 @@
 
 /* ---- Messages ---------------------------------------------------------- */
 
-tr__msg *
-tr__msg_new(tr_runtime *rt, size_t len)
+/* A block from l's cache, refilled from its remote list when empty; NULL
+ * when both are empty. The caller owns l's cache: l's worker, or an
+ * outside thread holding outside_lock. */
+static tr__msg *
+cache_take(tr__local *l)
 {
-    tr__local *l = tr__local_here(rt);
-    bool small = len <= TR__MSG_SMALL;
     tr__msg *m;
 
-    if (small && l != NULL && l->cache == NULL) {
+    if (l->cache == NULL) {
         /* acquire: pairs with the release CAS in tr__msg_free, so each
          * block's link is visible. */
         l->cache =
@@ -22,14 +23,37 @@ tr__msg_new(tr_runtime *rt, size_t len)
                                        &l->remote, 0, memory_order_acquire) &
                                    TR__REMOTE_PTR);
     }
-    if (small && l != NULL && l->cache != NULL) {
-        m = l->cache;
+    m = l->cache;
+    if (m != NULL) {
         l->cache = (tr__msg *)atomic_load_explicit(&m->node.next,
                                                    memory_order_relaxed);
         if (l->ncache > 0) {
             l->ncache--; /* blocks from `remote` were never counted */
         }
-    } else {
+    }
+    return m;
+}
+
+tr__msg *
+tr__msg_new(tr_runtime *rt, size_t len)
+{
+    tr__local *l = tr__local_here(rt);
+    bool small = len <= TR__MSG_SMALL;
+    tr__msg *m = NULL;
+
+    if (small && l != NULL) {
+        m = cache_take(l);
+    } else if (small) {
+        /* Outside threads share one cache, which the workers refill with
+         * the blocks those threads made (a spawn's init message, a send
+         * from main): without it each would be a malloc here and a free
+         * on a worker, and the two threads would contend on the
+         * allocator's arena lock. */
+        pthread_mutex_lock(&rt->outside_lock);
+        m = cache_take(&rt->outside);
+        pthread_mutex_unlock(&rt->outside_lock);
+    }
+    if (m == NULL) {
         m = tr__alloc(sizeof *m + (small ? TR__MSG_SMALL : len));
         if (m == NULL) {
             return NULL;
@@ -48,7 +72,7 @@ tr__msg_new(tr_runtime *rt, size_t len)
     m->len = (uint32_t)len;
     m->small = small;
     m->flags = 0;
-    m->owner = small && l != NULL ? l->index : 0;
+    m->owner = !small ? 0 : l != NULL ? l->index : rt->outside.index;
     m->data = m->inline_;
     m->free_fn = NULL;
     return m;
@@ -69,8 +93,10 @@ tr__msg_free(tr_runtime *rt, tr__msg *m)
     l = tr__local_here(rt);
     if (m->owner != 0 && (l == NULL || m->owner != l->index) &&
         ((uint64_t)(uintptr_t)m & ~TR__REMOTE_PTR) == 0) {
-        /* Another worker's block: back to it, while its list has room. */
-        tr__local *o = &rt->wc[m->owner - 1];
+        /* Another worker's block, or the outside threads': back to it,
+         * while its list has room. */
+        tr__local *o =
+            m->owner > rt->cfg.workers ? &rt->outside : &rt->wc[m->owner - 1];
         uint64_t top = atomic_load_explicit(&o->remote, memory_order_relaxed);
 
         while ((top >> TR__REMOTE_SHIFT) < TR__REMOTE_MAX) {
@@ -95,7 +121,7 @@ tr__msg_free(tr_runtime *rt, tr__msg *m)
     if (l != NULL && l->ncache < TR__MSG_CACHE) {
         atomic_store_explicit(&m->node.next, (tr__mnode *)l->cache,
                               memory_order_relaxed);
-        m->owner = l->index; /* an outside block, or a homeless one, joins */
+        m->owner = l->index; /* a homeless block joins */
         l->cache = m;
         l->ncache++;
         return;
@@ -213,6 +239,9 @@ tr__spawn(tr_runtime *rt, tr__actor *parent, const tr_behavior *b,
     state = atomic_load_explicit(&rt->state, memory_order_acquire);
     if (state >= (parent ? TR__RT_STOPPING : TR__RT_DRAINING)) {
         return TR_ESHUTDOWN;
+    }
+    if (parent == NULL && tr__local_here(rt) == NULL) {
+        tr__exec_pace(rt->exec);
     }
     if (given == NULL && !inline_state &&
         (self_state = tr__calloc(1, b->state_size)) == NULL) {

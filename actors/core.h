@@ -73,8 +73,8 @@ typedef struct tr__msg {
     uint32_t len;       /* at most tr_config.max_payload */
     uint8_t small;      /* 1: a TR__MSG_SMALL block, cacheable */
     uint8_t flags;      /* TR__MF_*; a reply copies its request's */
-    uint16_t owner;     /* small blocks: 1 + the index of the worker whose
-                           cache it belongs to; 0: none (made outside) */
+    uint16_t owner;     /* small blocks: the index (tr__local.index) of
+                           the cache it belongs to; 0: none (large) */
     void *data;         /* inline_ or a moved buffer */
     tr_free_fn free_fn; /* NULL for inline payloads */
     alignas(16) unsigned char inline_[];
@@ -311,8 +311,10 @@ _Static_assert(sizeof(tr__actor) == 2 * TR_CACHE_LINE,
  * CAS), which the owner takes whole when `cache` runs dry. So a producer on
  * one worker and a consumer on another pass blocks back and forth without
  * the allocator (whose cross-thread frees contend on its arena lock). One
- * more block, `outside`, counts for threads outside the pool (RMW) and
- * caches nothing. */
+ * more block, `outside`, counts for threads outside the pool (RMW); its
+ * caches (blocks and slots) are theirs, shared under the runtime's
+ * outside_lock, and its remote list takes their blocks back from the
+ * workers. */
 typedef struct tr__local {
     alignas(TR_CACHE_LINE) _Atomic uint64_t sent;
     _Atomic uint64_t handled;
@@ -344,7 +346,8 @@ typedef struct tr__local {
     tr__clock_anchor clock; /* owner only: deadlines (tr__now_bound_ns) */
     tr__msg *cache;         /* owner only: free blocks */
     uint32_t ncache;
-    uint16_t index; /* 1 + this worker's index (tr__msg.owner) */
+    uint16_t index; /* 1 + this worker's index, or workers + 1 for the
+                       outside block (tr__msg.owner) */
     /* Owner only: free actor slots, a FIFO so a slot is reused as late as
      * practical (see the epoch note in mailbox.h); refilled from, and
      * spilled to, the runtime's free ring in batches under table_lock. */
@@ -433,6 +436,10 @@ struct tr_runtime {
 
     tr__local *wc;     /* one per worker */
     tr__local outside; /* outside threads */
+    /* Serializes outside threads' use of the caches in `outside` (its
+     * blocks and its slots; its remote list is lock-free, like a
+     * worker's). */
+    pthread_mutex_t outside_lock;
 
     _Atomic(tr__dl_sub *) dl_sub;
     _Atomic uint64_t dl_forward; /* packed ref (slot+1, gen); 0: none */

@@ -255,35 +255,54 @@ tr__alive(tr_runtime *rt)
     return atomic_load_explicit(&rt->alive, memory_order_relaxed);
 }
 
+/* Takes the oldest slot of c's cache, first refilling the cache with a
+ * batch from the table if it is empty; UINT32_MAX (with *st set) when the
+ * table has none. The caller owns c's cache: c's worker, or an outside
+ * thread holding outside_lock. */
+static uint32_t
+cache_slot(tr_runtime *rt, tr__local *c, tr_status *st)
+{
+    uint32_t slot;
+
+    if (c->slot_len == 0) {
+        uint32_t batch[TR__SLOT_BATCH], n;
+
+        pthread_mutex_lock(&rt->table_lock);
+        n = take_slots(rt, batch, TR__SLOT_BATCH, st);
+        pthread_mutex_unlock(&rt->table_lock);
+        for (uint32_t i = 0; i < n; i++) {
+            c->slots[(c->slot_head + c->slot_len++) % TR__SLOT_CACHE] =
+                batch[i];
+        }
+        if (n == 0) {
+            return UINT32_MAX;
+        }
+    }
+    slot = c->slots[c->slot_head];
+    c->slot_head = (c->slot_head + 1) % TR__SLOT_CACHE;
+    c->slot_len--;
+    return slot;
+}
+
 tr_status
 tr__slot_alloc(tr_runtime *rt, tr__actor **out)
 {
     tr__local *l = tr__local_here(rt);
     tr_status st = count_in(rt, l);
-    uint32_t slot = UINT32_MAX;
+    uint32_t slot;
 
     if (st != TR_OK) {
         return st;
     }
-    if (l != NULL && l->slot_len == 0) {
-        uint32_t batch[TR__SLOT_BATCH], n;
-
-        pthread_mutex_lock(&rt->table_lock);
-        n = take_slots(rt, batch, TR__SLOT_BATCH, &st);
-        pthread_mutex_unlock(&rt->table_lock);
-        for (uint32_t i = 0; i < n; i++) {
-            l->slots[(l->slot_head + l->slot_len++) % TR__SLOT_CACHE] =
-                batch[i];
-        }
-    }
-    if (l != NULL && l->slot_len > 0) {
-        slot = l->slots[l->slot_head];
-        l->slot_head = (l->slot_head + 1) % TR__SLOT_CACHE;
-        l->slot_len--;
-    } else if (l == NULL) {
-        pthread_mutex_lock(&rt->table_lock);
-        (void)take_slots(rt, &slot, 1, &st);
-        pthread_mutex_unlock(&rt->table_lock);
+    if (l != NULL) {
+        slot = cache_slot(rt, l, &st);
+    } else {
+        /* Outside threads share a cache too: a thread spawning in a loop
+         * then takes the table lock once per batch, not once per spawn
+         * against the workers that give slots back. */
+        pthread_mutex_lock(&rt->outside_lock);
+        slot = cache_slot(rt, &rt->outside, &st);
+        pthread_mutex_unlock(&rt->outside_lock);
     }
     if (slot == UINT32_MAX) {
         count_out(rt, l);
@@ -648,7 +667,9 @@ tr_runtime_new(tr_runtime **out, const tr_config *cfg)
     for (uint32_t i = 0; i < c.workers; i++) {
         rt->wc[i].index = (uint16_t)(i + 1);
     }
+    rt->outside.index = (uint16_t)(c.workers + 1);
     pthread_mutex_init(&rt->table_lock, NULL);
+    pthread_mutex_init(&rt->outside_lock, NULL);
     pthread_mutex_init(&rt->dl_lock, NULL);
     pthread_mutex_init(&rt->life_lock, NULL);
     pthread_cond_init(&rt->life_cond, NULL);
@@ -690,6 +711,7 @@ fail_sub:
     pthread_mutex_destroy(&rt->life_lock);
     pthread_mutex_destroy(&rt->dl_lock);
     pthread_mutex_destroy(&rt->table_lock);
+    pthread_mutex_destroy(&rt->outside_lock);
     tr__free_aligned(rt->wc);
 fail_wc:
     tr__free(rt->chunks);
@@ -859,6 +881,7 @@ tr_runtime_destroy(tr_runtime **rtp)
     for (c = 0; c < rt->cfg.workers; c++) {
         tr__msg_cache_drain(&rt->wc[c]);
     }
+    tr__msg_cache_drain(&rt->outside);
     sub = atomic_load_explicit(&rt->dl_sub, memory_order_relaxed);
     while (sub != NULL) {
         tr__dl_sub *older = sub->older;
@@ -870,6 +893,7 @@ tr_runtime_destroy(tr_runtime **rtp)
     pthread_mutex_destroy(&rt->life_lock);
     pthread_mutex_destroy(&rt->dl_lock);
     pthread_mutex_destroy(&rt->table_lock);
+    pthread_mutex_destroy(&rt->outside_lock);
     tr__free(rt->free_ring);
     tr__free(rt->roots);
     tr__free_aligned(rt->wc);

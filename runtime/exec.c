@@ -62,7 +62,7 @@ struct tr__exec {
 
     /* Parked workers: a stack under idle_lock; nidle mirrors its size for
      * the producers' lock-free check and changes only by seq_cst RMW (see
-     * nidle_after_publish()). */
+     * pair_fence()). */
     pthread_mutex_t idle_lock;
     tr__worker **idle;
     uint32_t nidle_list;
@@ -70,6 +70,10 @@ struct tr__exec {
      * is its worker's own (see ring_aged). */
     struct steal_mark *marks;
     alignas(TR_CACHE_LINE) _Atomic uint32_t nidle;
+    /* Workers spinning in idle() for global work: while one spins, a push
+     * wakes nobody, since the spinner will take it (see idle()). Changes
+     * only by seq_cst RMW, like nidle, and is read after the same fence. */
+    _Atomic uint32_t nspinning;
     _Atomic uint32_t stopping; /* set once by tr__exec_stop */
     /* Threads in tr__exec_wait_busy (RMW), and the futex word they sleep
      * on: a generation that unparking workers and tr__exec_kick bump. */
@@ -272,49 +276,57 @@ busy_signal(tr__exec *ex)
 #endif
 
 /* The two halves of the Dekker pair between a producer of work and a
- * parking worker: the producer publishes work, then loads nidle; the
- * parker raises nidle, then looks for work; at least one of them sees the
- * other's write. Each side is a seq_cst fence between its write and its
- * load (C11's fence rule: whichever fence comes first in the single order
- * of seq_cst operations, the other side's load after its fence sees the
- * write before it). The producer's side runs on every wake-worthy push, so
- * it must not write a shared line: a fence and a load of nidle, in shared
- * state, instead of an RMW of it, which would bounce the line between
- * workers (it was 7% of skynet).
+ * worker about to sleep: the producer publishes work, then loads a count
+ * of sleepers-to-be; the worker changes that count, then looks for work;
+ * at least one of them sees the other's write. The counts are nidle (a
+ * parker raises it before its last look, see park()) and nspinning (a
+ * spinner lowers it before its last look, see idle()). Each side is a
+ * seq_cst fence between its write and its load (C11's fence rule:
+ * whichever fence comes first in the single order of seq_cst operations,
+ * the other side's load after its fence sees the write before it). The
+ * producer's side runs on every wake-worthy push, so it must not write a
+ * shared line: a fence and loads of the counts, in shared state, instead
+ * of RMWs of them, which would bounce the line between workers (it was 7%
+ * of skynet).
  *
- * ThreadSanitizer does not model fences, so under it both sides use a
- * seq_cst RMW of nidle instead: one comes first in nidle's modification
- * order; if the parker's, the producer reads a nonzero count; if the
- * producer's, the parker's RMW reads from it (release/acquire), so the
- * work happens-before the parker's look. */
-static inline uint32_t
-nidle_after_publish(tr__exec *ex)
-{
-#if defined(TR__TSAN)
-    return atomic_fetch_add_explicit(&ex->nidle, 0, memory_order_seq_cst);
-#else
-    atomic_thread_fence(memory_order_seq_cst);
-    /* relaxed: the fences order it (see above). */
-    return atomic_load_explicit(&ex->nidle, memory_order_relaxed);
-#endif
-}
-
+ * ThreadSanitizer does not model fences, so under it the producer's loads
+ * are seq_cst RMWs (adding 0), and the worker's changes are RMWs anyway:
+ * one comes first in the count's modification order; if the worker's, the
+ * producer reads the changed count; if the producer's, the worker's RMW
+ * reads from it (release/acquire), so the work happens-before the
+ * worker's look. */
 static inline void
-fence_before_look(void)
+pair_fence(void)
 {
 #if !defined(TR__TSAN)
     atomic_thread_fence(memory_order_seq_cst);
 #endif
 }
 
+/* The producer's load of a count, after its pair_fence(). */
+static inline uint32_t
+pair_load(_Atomic uint32_t *count)
+{
+#if defined(TR__TSAN)
+    return atomic_fetch_add_explicit(count, 0, memory_order_seq_cst);
+#else
+    /* relaxed: the fences order it (see above). */
+    return atomic_load_explicit(count, memory_order_relaxed);
+#endif
+}
+
 /* Wakes one parked worker if there is one. Called after making work
- * visible (see nidle_after_publish for the pairing with park()). */
+ * visible (see pair_fence for the pairing with park() and idle()). */
 static void
 wake_one(tr__exec *ex)
 {
     tr__worker *w = NULL;
 
-    if (nidle_after_publish(ex) == 0) {
+    /* A spinner will find the work, or stop spinning after the push and
+     * then see it (the pair above): waking a parked worker too would have
+     * it find nothing and park again, a futex round trip per push. */
+    pair_fence();
+    if (pair_load(&ex->nspinning) != 0 || pair_load(&ex->nidle) == 0) {
         return;
     }
     pthread_mutex_lock(&ex->idle_lock);
@@ -368,11 +380,11 @@ park(tr__worker *w)
     w->in_idle = true;
     ex->idle[ex->nidle_list++] = w;
     /* seq_cst RMW, then the fence: the parker's half of the pair with
-     * wake_one() (see nidle_after_publish); the re-check below comes after
+     * wake_one() (see pair_fence); the re-check below comes after
      * them. */
     atomic_fetch_add_explicit(&ex->nidle, 1, memory_order_seq_cst);
     pthread_mutex_unlock(&ex->idle_lock);
-    fence_before_look();
+    pair_fence();
     if (work_visible(ex) ||
         atomic_load_explicit(&ex->stopping, memory_order_relaxed)) {
         pthread_mutex_lock(&ex->idle_lock);
@@ -406,14 +418,31 @@ static void
 idle(tr__worker *w)
 {
     tr__exec *ex = w->ex;
-    uint32_t i;
+    bool found = false;
+    uint32_t i, left;
 
-    for (i = 0; i < TR__SPIN; i++) {
-        if (atomic_load_explicit(&ex->gcount, memory_order_relaxed) != 0 ||
-            atomic_load_explicit(&ex->stopping, memory_order_relaxed)) {
-            return;
-        }
+    /* seq_cst RMW: the count pushers load in wake_one (see pair_fence). */
+    atomic_fetch_add_explicit(&ex->nspinning, 1, memory_order_seq_cst);
+    for (i = 0; i < TR__SPIN && !found; i++) {
+        found = atomic_load_explicit(&ex->gcount, memory_order_relaxed) != 0 ||
+                atomic_load_explicit(&ex->stopping, memory_order_relaxed);
         tr__cpu_relax();
+    }
+    /* seq_cst RMW: the spinner's write in the pair with wake_one (see
+     * pair_fence); the looks below come after it. */
+    left =
+        atomic_fetch_sub_explicit(&ex->nspinning, 1, memory_order_seq_cst) - 1;
+    pair_fence();
+    if (found) {
+        /* Pushes made while this worker spun woke nobody. If it was the
+         * last spinner and there is more than the item it goes to take, a
+         * parked worker is woken for the rest. */
+        if (left == 0 &&
+            (atomic_load_explicit(&ex->gcount, memory_order_relaxed) > 1 ||
+             rings_queued(ex))) {
+            wake_one(ex);
+        }
+        return;
     }
     if (rings_queued(ex)) {
         tr__sleep_ns(TR__WATCH_NS);
@@ -568,6 +597,7 @@ worker_main(void *arg)
 tr_status
 tr__exec_new(tr__exec **out, uint32_t nworkers, tr__run_fn run, void *ctx)
 {
+    pthread_mutexattr_t ma;
     tr__exec *ex;
     uint32_t i;
 
@@ -591,7 +621,15 @@ tr__exec_new(tr__exec **out, uint32_t nworkers, tr__run_fn run, void *ctx)
     ex->run = run;
     ex->ctx = ctx;
     ex->nworkers = nworkers;
-    pthread_mutex_init(&ex->glock, NULL);
+    /* Adaptive: a contended lock spins a little before it sleeps. The
+     * lock is held for a few stores, so a waiter almost always gets it
+     * while spinning; a plain mutex put the waiter to sleep and had the
+     * holder's unlock wake it with a system call (spawn from main against
+     * two workers made 300,000 of those per million spawns). */
+    pthread_mutexattr_init(&ma);
+    pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_ADAPTIVE_NP);
+    pthread_mutex_init(&ex->glock, &ma);
+    pthread_mutexattr_destroy(&ma);
     pthread_mutex_init(&ex->idle_lock, NULL);
     for (i = 0; i < nworkers; i++) {
         ex->workers[i].ex = ex;
@@ -646,6 +684,24 @@ tr__exec_schedule(tr__exec *ex, tr__task *item)
     }
     global_push(ex, item);
     wake_one(ex);
+}
+
+void
+tr__exec_pace(tr__exec *ex)
+{
+    size_t most = (size_t)TR__BACKLOG * ex->nworkers;
+    uint64_t start = 0, now;
+
+    /* relaxed: a hint, as in global_pop. */
+    while (atomic_load_explicit(&ex->gcount, memory_order_relaxed) >= most) {
+        now = tr__now_ns();
+        if (start == 0) {
+            start = now;
+        } else if (now - start >= TR__PACE_MAX_NS) {
+            return;
+        }
+        tr__sleep_ns(TR__WATCH_NS);
+    }
 }
 
 void

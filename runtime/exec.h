@@ -55,6 +55,11 @@ typedef void (*tr__run_fn)(void *ctx, tr__worker *w, tr__task *item);
 #define TR__STEAL_AGE_NS 500000u
 #define TR__STUCK_NS     50000u
 #define TR__WATCH_NS     50000u
+/* tr__exec_pace: the backlog per worker at which an outside spawner waits
+ * (at 250 ns a start, more than a sleep's worth of work for each worker),
+ * and the longest it waits. */
+#define TR__BACKLOG     1024u
+#define TR__PACE_MAX_NS 10000000u
 
 /* Creates `nworkers` workers (not yet started). */
 tr_status tr__exec_new(tr__exec **out, uint32_t nworkers, tr__run_fn run,
@@ -67,6 +72,15 @@ tr_status tr__exec_start(tr__exec *ex);
  * slot (what was there moves to its ring); elsewhere to the global queue.
  * Never allocates, never fails. Any thread. */
 void tr__exec_schedule(tr__exec *ex, tr__task *item);
+
+/* From a thread outside the executor, before it schedules new work (a
+ * spawn): waits while the global queue holds TR__BACKLOG items per worker
+ * or more, sleeping TR__WATCH_NS at a time and TR__PACE_MAX_NS at most in
+ * all, so a thread that spawns faster than the workers start actors is
+ * held to their pace instead of piling up actors that have not run. The
+ * bound keeps it a pace, never a hang: with every worker stuck in long
+ * turns, it returns anyway. */
+void tr__exec_pace(tr__exec *ex);
 
 /* From the worker running `item`: queues it at the back of the worker's
  * ring (its turn used its budget and others should run first). */

@@ -127,6 +127,10 @@ typedef struct tr_spawn_opts {
 
 /* Spawns an actor of behavior `b` (opts NULL: defaults) and writes its ref
  * to *out. The actor runs its init hook on a worker before any message.
+ * From a thread outside the runtime, it first waits while more than 1,024
+ * actors per worker scheduled from outside have not started yet, for 10
+ * ms at most per call: a thread spawning in a loop goes at the workers'
+ * pace instead of piling up actors that have not run.
  * Errors (nothing is spawned, *out unchanged): TR_EINVAL (NULL b or out, a
  * malformed behavior, a mailbox with capacity 0 or above
  * TR_MAILBOX_MAX_CAPACITY or an unknown overflow policy, an argument

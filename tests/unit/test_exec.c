@@ -1,6 +1,7 @@
 /* White-box tests of runtime/exec.c: scheduling from outside and from run
  * callbacks, the next slot and its streak limit, yield, idleness, parking,
- * waiting for a busy executor and stopping. Stealing under load is covered by
+ * waking for outside work, pacing outside spawners, waiting for a busy
+ * executor and stopping. Stealing under load is covered by
  * tests/stress/test_stress_steal.c.
  *
  * The executor's contract is that an item is never scheduled while it is
@@ -524,6 +525,18 @@ test_lifo_streak_bounded(void **state)
     assert_int_equal(atomic_load(&f->errors), 0);
 }
 
+/* Polls until block_fn has entered its turn (5 s, scaled). */
+static void
+wait_entered(fx *f)
+{
+    uint64_t end = tr__now_ns() + tr_test_scaled_ms(5000) * 1000000u;
+
+    while (!atomic_load_explicit(&f->entered, memory_order_acquire)) {
+        assert_true(tr__now_ns() < end);
+        tr_test_sleep_ms(1);
+    }
+}
+
 static action
 block_fn(fx *f, tr__worker *w, titem *it)
 {
@@ -550,14 +563,7 @@ test_idle_and_parks(void **state)
     assert_int_equal(parks, 2);
 
     tr__exec_schedule(f->ex, &f->items[0].task);
-    {
-        uint64_t end = tr__now_ns() + tr_test_scaled_ms(5000) * 1000000u;
-
-        while (!atomic_load_explicit(&f->entered, memory_order_acquire)) {
-            assert_true(tr__now_ns() < end);
-            tr_test_sleep_ms(1);
-        }
-    }
+    wait_entered(f);
     /* A worker is running an item: never idle, however long we look. */
     for (i = 0; i < 20; i++) {
         assert_false(tr__exec_idle(f->ex));
@@ -586,6 +592,86 @@ test_idle_and_parks(void **state)
         assert_true(wait_parks_above(f, parks, 5000));
         assert_true(wait_idle(f, 5000));
     }
+}
+
+/* Items 2r and 2r+1 each stay in their turn until the other has started:
+ * a round ends only with both on a worker at once. */
+static action
+pair_fn(fx *f, tr__worker *w, titem *it)
+{
+    (void)w;
+    hold_until(f, &it->peer[0]->runs);
+    return ACT_NONE;
+}
+
+/* Two items pushed from outside back to back must run at once on two
+ * workers, whatever the workers are doing when the pushes land: parked,
+ * or spinning for work (a push then wakes nobody, and the spinner that
+ * finds more than it takes must wake a worker for the rest). Rounds
+ * follow each other without a pause, so most pushes find a spinner, and
+ * every fourth waits for both workers to park first. */
+static void
+test_outside_pairs_spread(void **state)
+{
+    fx *f = *state;
+    const uint32_t rounds = 300;
+    uint32_t i, r;
+
+    make_items(f, 2 * rounds);
+    for (i = 0; i < 2 * rounds; i++) {
+        f->items[i].fn = pair_fn;
+        f->items[i].peer[0] = &f->items[i ^ 1u];
+    }
+    start_exec(f, 2);
+    for (r = 0; r < rounds; r++) {
+        uint64_t end = tr__now_ns() + tr_test_scaled_ms(20000) * 1000000u;
+
+        tr__exec_schedule(f->ex, &f->items[2 * r].task);
+        tr__exec_schedule(f->ex, &f->items[2 * r + 1].task);
+        while (!total_is(f, 2 * (uint64_t)r + 2)) {
+            assert_true(tr__now_ns() < end);
+            sched_yield();
+        }
+        if (r % 4 == 3) {
+            assert_true(wait_idle(f, 5000));
+        }
+    }
+    assert_int_equal(atomic_load(&f->errors), 0);
+}
+
+/* tr__exec_pace holds an outside thread while the global queue holds a
+ * full backlog, and only up to its bound: with the only worker stuck in a
+ * turn it returns after TR__PACE_MAX_NS, and once the worker has drained
+ * the queue it returns at once. */
+static void
+test_pace_bounded(void **state)
+{
+    fx *f = *state;
+    uint64_t t0, took;
+    uint32_t i;
+
+    make_items(f, TR__BACKLOG + 1);
+    f->items[0].fn = block_fn;
+    start_exec(f, 1);
+    tr__exec_schedule(f->ex, &f->items[0].task);
+    wait_entered(f);
+    for (i = 1; i <= TR__BACKLOG; i++) {
+        tr__exec_schedule(f->ex, &f->items[i].task);
+    }
+    t0 = tr__now_ns();
+    tr__exec_pace(f->ex);
+    took = tr__now_ns() - t0;
+    assert_true(took >= TR__PACE_MAX_NS);
+    assert_int_equal(atomic_load(&f->total_runs), 0);
+
+    atomic_store_explicit(&f->gate, 1, memory_order_release);
+    assert_true(wait_total(f, TR__BACKLOG + 1, 10000));
+    t0 = tr__now_ns();
+    tr__exec_pace(f->ex);
+    took = tr__now_ns() - t0;
+    assert_true(took < TR__PACE_MAX_NS);
+    assert_true(wait_idle(f, 5000));
+    assert_int_equal(atomic_load(&f->errors), 0);
 }
 
 /* A sampler in tr__exec_wait_busy. */
@@ -730,6 +816,9 @@ main(void)
         cmocka_unit_test_setup_teardown(test_steal_behind_long_turn, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_idle_and_parks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_outside_pairs_spread, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_pace_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_joins, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wait_busy, setup, teardown),
     };
