@@ -10,7 +10,7 @@
 /* A block from l's cache, refilled from its remote list when empty; NULL
  * when both are empty. The caller owns l's cache: l's worker, or an
  * outside thread holding outside_lock. */
-static tr__msg *
+static inline tr__msg *
 cache_take(tr__local *l)
 {
     tr__msg *m;
@@ -34,24 +34,38 @@ cache_take(tr__local *l)
     return m;
 }
 
+/* A block from the cache outside threads share (see tr__local): the
+ * workers refill it with the blocks those threads made (a spawn's init
+ * message, a send from main); without it each would be a malloc here and
+ * a free on a worker, and the two threads would contend on the
+ * allocator's arena lock. Kept out of line: workers never come here. */
+static __attribute__((noinline)) tr__msg *
+outside_take(tr_runtime *rt)
+{
+    tr__msg *m;
+
+    pthread_mutex_lock(&rt->outside_lock);
+    m = cache_take(&rt->outside);
+    pthread_mutex_unlock(&rt->outside_lock);
+    return m;
+}
+
 tr__msg *
 tr__msg_new(tr_runtime *rt, size_t len)
 {
     tr__local *l = tr__local_here(rt);
     bool small = len <= TR__MSG_SMALL;
+    uint16_t owner = 0;
     tr__msg *m = NULL;
 
-    if (small && l != NULL) {
-        m = cache_take(l);
-    } else if (small) {
-        /* Outside threads share one cache, which the workers refill with
-         * the blocks those threads made (a spawn's init message, a send
-         * from main): without it each would be a malloc here and a free
-         * on a worker, and the two threads would contend on the
-         * allocator's arena lock. */
-        pthread_mutex_lock(&rt->outside_lock);
-        m = cache_take(&rt->outside);
-        pthread_mutex_unlock(&rt->outside_lock);
+    if (small) {
+        if (l == NULL) {
+            l = &rt->outside;
+            m = outside_take(rt);
+        } else {
+            m = cache_take(l);
+        }
+        owner = l->index;
     }
     if (m == NULL) {
         m = tr__alloc(sizeof *m + (small ? TR__MSG_SMALL : len));
@@ -72,7 +86,7 @@ tr__msg_new(tr_runtime *rt, size_t len)
     m->len = (uint32_t)len;
     m->small = small;
     m->flags = 0;
-    m->owner = !small ? 0 : l != NULL ? l->index : rt->outside.index;
+    m->owner = owner;
     m->data = m->inline_;
     m->free_fn = NULL;
     return m;

@@ -426,6 +426,10 @@ struct tr_runtime {
     _Atomic(tr__actor *) *chunks;
     uint32_t nchunks_max;
     pthread_mutex_t table_lock;
+    /* Serializes outside threads' use of the caches in `outside` (its
+     * blocks and its slots; its remote list is lock-free, like a
+     * worker's). */
+    pthread_mutex_t outside_lock;
     uint32_t high;       /* slots ever created; under table_lock */
     uint32_t *free_ring; /* under table_lock */
     uint32_t free_head, free_len;
@@ -436,10 +440,6 @@ struct tr_runtime {
 
     tr__local *wc;     /* one per worker */
     tr__local outside; /* outside threads */
-    /* Serializes outside threads' use of the caches in `outside` (its
-     * blocks and its slots; its remote list is lock-free, like a
-     * worker's). */
-    pthread_mutex_t outside_lock;
 
     _Atomic(tr__dl_sub *) dl_sub;
     _Atomic uint64_t dl_forward; /* packed ref (slot+1, gen); 0: none */
