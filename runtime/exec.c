@@ -423,9 +423,12 @@ idle(tr__worker *w)
 
     /* seq_cst RMW: the count pushers load in wake_one (see pair_fence). */
     atomic_fetch_add_explicit(&ex->nspinning, 1, memory_order_seq_cst);
-    for (i = 0; i < TR__SPIN && !found; i++) {
+    for (i = 0; i < TR__SPIN; i++) {
         found = atomic_load_explicit(&ex->gcount, memory_order_relaxed) != 0 ||
                 atomic_load_explicit(&ex->stopping, memory_order_relaxed);
+        if (found) {
+            break;
+        }
         tr__cpu_relax();
     }
     /* seq_cst RMW: the spinner's write in the pair with wake_one (see
