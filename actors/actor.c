@@ -27,6 +27,7 @@ cache_take(tr__local *l)
     if (m != NULL) {
         l->cache = (tr__msg *)atomic_load_explicit(&m->node.next,
                                                    memory_order_relaxed);
+        __builtin_prefetch(l->cache, 1);
         if (l->ncache > 0) {
             l->ncache--; /* blocks from `remote` were never counted */
         }
@@ -50,23 +51,14 @@ outside_take(tr_runtime *rt)
     return m;
 }
 
-tr__msg *
-tr__msg_new(tr_runtime *rt, size_t len)
+/* Sets up block m, taken from cache l (NULL: none was taken), as a message
+ * of len bytes: a small one from the allocator if m is NULL, a large one
+ * always. NULL without memory. */
+static tr__msg *
+msg_setup(tr__msg *m, const tr__local *l, size_t len)
 {
-    tr__local *l = tr__local_here(rt);
     bool small = len <= TR__MSG_SMALL;
-    uint16_t owner = 0;
-    tr__msg *m = NULL;
 
-    if (small) {
-        if (l == NULL) {
-            l = &rt->outside;
-            m = outside_take(rt);
-        } else {
-            m = cache_take(l);
-        }
-        owner = l->index;
-    }
     if (m == NULL) {
         m = tr__alloc(sizeof *m + (small ? TR__MSG_SMALL : len));
         if (m == NULL) {
@@ -86,10 +78,27 @@ tr__msg_new(tr_runtime *rt, size_t len)
     m->len = (uint32_t)len;
     m->small = small;
     m->flags = 0;
-    m->owner = owner;
+    m->owner = small ? l->index : 0;
     m->data = m->inline_;
     m->free_fn = NULL;
     return m;
+}
+
+tr__msg *
+tr__msg_new(tr_runtime *rt, size_t len)
+{
+    tr__local *l = tr__local_here(rt);
+    tr__msg *m = NULL;
+
+    if (len <= TR__MSG_SMALL) {
+        if (l == NULL) {
+            l = &rt->outside;
+            m = outside_take(rt);
+        } else {
+            m = cache_take(l);
+        }
+    }
+    return msg_setup(m, l, len);
 }
 
 void
@@ -212,13 +221,14 @@ tr__spawn(tr_runtime *rt, tr__actor *parent, const tr_behavior *b,
     static const tr_spawn_opts none = {0};
     const tr_handler *init;
     uint32_t capacity, policy, gen, state;
+    tr__local *l;
+    bool outside;
     tr__actor *a;
     tr__msg *m;
     tr__ext *ext = NULL;
     void *self_state = given;
     bool inline_state =
         given == NULL && b != NULL && b->state_size <= TR__STATE_INLINE;
-    uint64_t w;
     tr_status st;
 
     if (b == NULL || out == NULL || !behavior_ok(b)) {
@@ -254,35 +264,45 @@ tr__spawn(tr_runtime *rt, tr__actor *parent, const tr_behavior *b,
     if (state >= (parent ? TR__RT_STOPPING : TR__RT_DRAINING)) {
         return TR_ESHUTDOWN;
     }
-    if (parent == NULL && tr__local_here(rt) == NULL) {
+    l = tr__local_here(rt);
+    outside = l == NULL;
+    if (parent == NULL && outside) {
         tr__exec_pace(rt->exec);
     }
     if (given == NULL && !inline_state &&
         (self_state = tr__calloc(1, b->state_size)) == NULL) {
         return TR_ENOMEM;
     }
-    m = tr__msg_new(rt, o->arg_len);
-    if (m == NULL) {
-        st = TR_ENOMEM;
-        goto fail_msg;
-    }
-    if (o->arg_len > 0) {
-        memcpy(m->data, o->arg, o->arg_len);
-    }
     if (o->link) {
         st = tr__link_prepare(parent, &ext);
         if (st != TR_OK) {
-            goto fail_slot;
+            goto fail;
         }
     }
     if (child != NULL && ext == NULL && (ext = tr__ext_new()) == NULL) {
         st = TR_ENOMEM;
-        goto fail_slot;
+        goto fail;
     }
-    st = tr__slot_alloc(rt, &a);
+    /* The slot and the init message's block from the caller's caches: an
+     * outside thread takes its shared caches' lock once for both. */
+    if (outside) {
+        l = &rt->outside;
+        pthread_mutex_lock(&rt->outside_lock);
+    }
+    st = tr__slot_alloc(rt, l, &a);
+    m = st == TR_OK && o->arg_len <= TR__MSG_SMALL ? cache_take(l) : NULL;
+    if (outside) {
+        pthread_mutex_unlock(&rt->outside_lock);
+    }
+    if (st == TR_OK && (m = msg_setup(m, l, o->arg_len)) == NULL) {
+        tr__slot_release(rt, a);
+        st = TR_ENOMEM;
+    }
     if (st != TR_OK) {
-        tr__ext_free(ext);
-        goto fail_slot;
+        goto fail;
+    }
+    if (o->arg_len > 0) {
+        memcpy(m->data, o->arg, o->arg_len);
     }
     /* Waiters that registered with the slot's previous actor after its last
      * look: wake them so they find it gone. */
@@ -304,27 +324,25 @@ tr__spawn(tr_runtime *rt, tr__actor *parent, const tr_behavior *b,
     atomic_store_explicit(&a->wflags, 0, memory_order_relaxed);
     atomic_store_explicit(&a->muted_on, 0, memory_order_relaxed);
     gen = atomic_load_explicit(&a->gen, memory_order_relaxed);
-    tr__mbox_open(&a->mb, gen, capacity);
+    m->type = TR__SYS_INIT;
+    m->from = parent ? tr__ref_of(rt, parent) : TR_NOREF;
+    m->to = tr__ref_of(rt, a);
+    *out = m->to;
+    /* The init message is in the mailbox from the start, so the mailbox
+     * counts the actor as scheduled: no sender can schedule it before the
+     * call below, which runs it after the link commit. */
+    tr__mbox_open(&a->mb, gen, capacity, &m->node);
     /* seq_cst: release lets shutdown's walk see a fully set up actor, and
      * this store with the state load below is one half of a Dekker pair
      * with shutdown (it stores STOPPING, then walks `life`): a spawn that
      * raced past the first state check is either seen by the walk or sees
      * STOPPING itself. */
     atomic_store_explicit(&a->life, TR__LIFE_ALIVE, memory_order_seq_cst);
-
-    m->type = TR__SYS_INIT;
-    m->from = parent ? tr__ref_of(rt, parent) : TR_NOREF;
-    m->to = tr__ref_of(rt, a);
-    *out = m->to;
     if (o->link) {
         /* Both sides before it runs: its end, even in init, signals us. */
         tr__link_commit(parent, ext, m->from, m->to);
     }
-    /* The first message of a fresh mailbox: it always schedules. */
-    if (TR_ALWAYS(tr__mbox_admit_sys(&a->mb, gen, &w) == TR__ADMIT_SCHEDULE)) {
-        tr__mbox_push_sys(&a->mb, &m->node);
-        tr__exec_schedule(rt->exec, &a->task);
-    }
+    tr__exec_schedule(rt->exec, &a->task);
     TR__COUNT(rt, spawned, 1);
     if (atomic_load_explicit(&rt->state, memory_order_seq_cst) >=
         TR__RT_STOPPING) {
@@ -336,9 +354,8 @@ tr__spawn(tr_runtime *rt, tr__actor *parent, const tr_behavior *b,
     }
     return TR_OK;
 
-fail_slot:
-    tr__msg_free(rt, m);
-fail_msg:
+fail:
+    tr__ext_free(ext);
     if (self_state != given) {
         tr__free(self_state);
     }

@@ -497,7 +497,9 @@ tr_ref tr__ref_of(tr_runtime *rt, const tr__actor *a);
 uint64_t tr__ref_pack(tr_ref r);
 tr_ref tr__ref_unpack(tr_runtime *rt, uint64_t packed);
 
-tr_status tr__slot_alloc(tr_runtime *rt, tr__actor **out);
+/* Takes a free slot from cache c (its worker's block, or rt->outside with
+ * outside_lock held) and counts the actor in against the limit. */
+tr_status tr__slot_alloc(tr_runtime *rt, tr__local *c, tr__actor **out);
 /* Actors alive now: returns the workers' reservations to rt->alive and
  * reads it (high for a moment while spawns run, never low). Any thread. */
 uint64_t tr__alive(tr_runtime *rt);

@@ -136,7 +136,7 @@ take_slots(tr_runtime *rt, uint32_t *dst, uint32_t want, tr_status *st)
                 chunk[i].slot = (c << TR__CHUNK_SHIFT) | i;
                 /* Generations start at 1: 0 is TR_NOREF's. */
                 atomic_store_explicit(&chunk[i].gen, 1, memory_order_relaxed);
-                tr__mbox_open(&chunk[i].mb, 1, 0);
+                tr__mbox_open(&chunk[i].mb, 1, 0, NULL);
                 tr__mbox_close(&chunk[i].mb);
             }
             /* release: publishes the initialized headers to lookups. */
@@ -176,34 +176,38 @@ credit_take(_Atomic uint32_t *credit)
     return false;
 }
 
-/* Counts a new actor in against the limit (cfg.max_actors): from the
- * worker's reservations, else a batch of them while the limit is far (so
- * that all workers' reservations together cannot reach it), else one
- * exactly. A spawn that finds the limit reached takes a reservation from
- * a worker that holds one: the limit binds on actors, not reservations.
- * l: the caller's worker block, NULL outside the pool. */
+/* The blocks that hold reservations: the workers' (i < workers) and the
+ * outside threads' (i == workers). */
+static tr__local *
+holder(tr_runtime *rt, uint32_t i)
+{
+    return i < rt->cfg.workers ? &rt->wc[i] : &rt->outside;
+}
+
+/* Counts a new actor in against the limit (cfg.max_actors): from l's
+ * reservations, else a batch of them while the limit is far (so that all
+ * holders' reservations together cannot reach it), else one exactly. A
+ * spawn that finds the limit reached takes a reservation from any block
+ * that holds one: the limit binds on actors, not reservations. l: the
+ * caller's cache block (its worker's, or the outside one under
+ * outside_lock). */
 static tr_status
 count_in(tr_runtime *rt, tr__local *l)
 {
-    uint32_t nw;
+    uint64_t a;
 
-    if (l != NULL) {
-        uint64_t a;
-
-        if (credit_take(&l->credit)) {
+    if (credit_take(&l->credit)) {
+        return TR_OK;
+    }
+    a = atomic_load_explicit(&rt->alive, memory_order_relaxed);
+    while (a + CREDIT_BATCH + (uint64_t)CREDIT_MAX * (rt->cfg.workers + 1) <=
+           rt->cfg.max_actors) {
+        if (atomic_compare_exchange_weak_explicit(
+                &rt->alive, &a, a + CREDIT_BATCH, memory_order_relaxed,
+                memory_order_relaxed)) {
+            atomic_fetch_add_explicit(&l->credit, CREDIT_BATCH - 1,
+                                      memory_order_relaxed);
             return TR_OK;
-        }
-        a = atomic_load_explicit(&rt->alive, memory_order_relaxed);
-        nw = tr__exec_workers(rt->exec);
-        while (a + CREDIT_BATCH + (uint64_t)CREDIT_MAX * nw <=
-               rt->cfg.max_actors) {
-            if (atomic_compare_exchange_weak_explicit(
-                    &rt->alive, &a, a + CREDIT_BATCH, memory_order_relaxed,
-                    memory_order_relaxed)) {
-                atomic_fetch_add_explicit(&l->credit, CREDIT_BATCH - 1,
-                                          memory_order_relaxed);
-                return TR_OK;
-            }
         }
     }
     if (atomic_fetch_add_explicit(&rt->alive, 1, memory_order_relaxed) <
@@ -211,9 +215,8 @@ count_in(tr_runtime *rt, tr__local *l)
         return TR_OK;
     }
     atomic_fetch_sub_explicit(&rt->alive, 1, memory_order_relaxed);
-    nw = tr__exec_workers(rt->exec);
-    for (uint32_t i = 0; i < nw; i++) {
-        if (credit_take(&rt->wc[i].credit)) {
+    for (uint32_t i = 0; i <= rt->cfg.workers; i++) {
+        if (credit_take(&holder(rt, i)->credit)) {
             return TR_OK;
         }
     }
@@ -221,14 +224,29 @@ count_in(tr_runtime *rt, tr__local *l)
 }
 
 /* Counts an actor out: kept as one of the worker's reservations while it
- * holds few, else off rt->alive. */
+ * holds fewer than CREDIT_MAX; at CREDIT_MAX, that one and a batch of the
+ * held ones go off rt->alive together, so a worker that ends actors spawned
+ * elsewhere (a spawn loop from main) writes that shared line once per
+ * batch, not once per end. */
 static void
 count_out(tr_runtime *rt, tr__local *l)
 {
-    if (l != NULL &&
-        atomic_load_explicit(&l->credit, memory_order_relaxed) < CREDIT_MAX) {
-        atomic_fetch_add_explicit(&l->credit, 1, memory_order_relaxed);
-        return;
+    if (l != NULL) {
+        uint32_t c = atomic_load_explicit(&l->credit, memory_order_relaxed);
+
+        if (c < CREDIT_MAX) {
+            atomic_fetch_add_explicit(&l->credit, 1, memory_order_relaxed);
+            return;
+        }
+        /* A CAS, not a subtraction: another spawn may take some meanwhile
+         * (credit_take, tr__alive), and credit must not go below zero. */
+        if (atomic_compare_exchange_strong_explicit(
+                &l->credit, &c, c - CREDIT_BATCH, memory_order_relaxed,
+                memory_order_relaxed)) {
+            atomic_fetch_sub_explicit(&rt->alive, CREDIT_BATCH + 1,
+                                      memory_order_relaxed);
+            return;
+        }
     }
     atomic_fetch_sub_explicit(&rt->alive, 1, memory_order_relaxed);
 }
@@ -244,8 +262,8 @@ tr__alive(tr_runtime *rt)
      * shutdown waiting for 0 would go on with actors alive. This can only
      * count high, for a moment: a 0 is real. Workers take new batches on
      * their next spawns. */
-    for (uint32_t i = 0, nw = tr__exec_workers(rt->exec); i < nw; i++) {
-        uint32_t c = atomic_exchange_explicit(&rt->wc[i].credit, 0,
+    for (uint32_t i = 0; i <= rt->cfg.workers; i++) {
+        uint32_t c = atomic_exchange_explicit(&holder(rt, i)->credit, 0,
                                               memory_order_relaxed);
 
         if (c != 0) {
@@ -281,31 +299,30 @@ cache_slot(tr_runtime *rt, tr__local *c, tr_status *st)
     slot = c->slots[c->slot_head];
     c->slot_head = (c->slot_head + 1) % TR__SLOT_CACHE;
     c->slot_len--;
+    if (c->slot_len > 0) {
+        /* The next spawn's header and state area were last written by
+         * the worker that ended their actor: start fetching them now. */
+        tr__actor *next = slot_at(rt, c->slots[c->slot_head]);
+
+        __builtin_prefetch(next, 1);
+        __builtin_prefetch((char *)next + TR_CACHE_LINE, 1);
+        __builtin_prefetch(tr__state_area(next), 1);
+    }
     return slot;
 }
 
 tr_status
-tr__slot_alloc(tr_runtime *rt, tr__actor **out)
+tr__slot_alloc(tr_runtime *rt, tr__local *c, tr__actor **out)
 {
-    tr__local *l = tr__local_here(rt);
-    tr_status st = count_in(rt, l);
+    tr_status st = count_in(rt, c);
     uint32_t slot;
 
     if (st != TR_OK) {
         return st;
     }
-    if (l != NULL) {
-        slot = cache_slot(rt, l, &st);
-    } else {
-        /* Outside threads share a cache too: a thread spawning in a loop
-         * then takes the table lock once per batch, not once per spawn
-         * against the workers that give slots back. */
-        pthread_mutex_lock(&rt->outside_lock);
-        slot = cache_slot(rt, &rt->outside, &st);
-        pthread_mutex_unlock(&rt->outside_lock);
-    }
+    slot = cache_slot(rt, c, &st);
     if (slot == UINT32_MAX) {
-        count_out(rt, l);
+        count_out(rt, c);
         return st;
     }
     *out = slot_at(rt, slot);

@@ -5,7 +5,8 @@
 #include <sched.h>
 
 void
-tr__mbox_open(tr__mailbox *mb, uint32_t gen, uint32_t capacity)
+tr__mbox_open(tr__mailbox *mb, uint32_t gen, uint32_t capacity,
+              tr__mnode *first)
 {
     /* `waiters` is left alone: a stale sender may register between the
      * previous owner's last wake-up and this open; its record stays for the
@@ -13,12 +14,18 @@ tr__mbox_open(tr__mailbox *mb, uint32_t gen, uint32_t capacity)
      * or for the runtime's destroy to free. Clearing it here leaked it. */
     atomic_store_explicit(&mb->stub.next, NULL, memory_order_relaxed);
     atomic_store_explicit(&mb->tail, &mb->stub, memory_order_relaxed);
-    atomic_store_explicit(&mb->sys, NULL, memory_order_relaxed);
+    if (first != NULL) {
+        atomic_store_explicit(&first->next, NULL, memory_order_relaxed);
+    }
+    atomic_store_explicit(&mb->sys, first, memory_order_relaxed);
     atomic_store_explicit(&mb->capacity, capacity, memory_order_relaxed);
     mb->head = &mb->stub;
-    /* release: publishes the reset lanes above to any producer whose
-     * admission CAS (acquire) reads this epoch. */
-    atomic_store_explicit(&mb->word, tr__mb_epoch_bits(gen),
+    /* release: publishes the reset lanes above (and `first`) to any
+     * producer whose admission CAS (acquire) reads this epoch; the owner's
+     * turn sees them through the scheduling that follows. */
+    atomic_store_explicit(&mb->word,
+                          tr__mb_epoch_bits(gen) |
+                              (first != NULL ? TR__MB_SYS_ONE : 0),
                           memory_order_release);
 }
 

@@ -103,8 +103,13 @@ tr__mb_epoch_bits(uint32_t gen)
 /* Sets up an empty mailbox for an owner of generation `gen`, or reopens a
  * drained one for the next owner of its slot (the memory must start
  * zeroed). Not concurrent with anything but admissions, which it makes fail
- * until it publishes the epoch, and waiter registrations, which it keeps. */
-void tr__mbox_open(tr__mailbox *mb, uint32_t gen, uint32_t capacity);
+ * until it publishes the epoch, and waiter registrations, which it keeps.
+ * `first`: NULL, or a system message that is in the mailbox from the start,
+ * admitted and pushed in the same release store (one store where admission
+ * and push cost two RMWs): the caller must then schedule the owner, as for
+ * TR__ADMIT_SCHEDULE. */
+void tr__mbox_open(tr__mailbox *mb, uint32_t gen, uint32_t capacity,
+                   tr__mnode *first);
 
 /* Counts one user message in, unless full (force: admit past capacity) or
  * the owner of `gen` is gone. On OK/SCHEDULE the caller must push the

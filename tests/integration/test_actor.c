@@ -1059,6 +1059,44 @@ test_actor_limit_with_reservations(void **state)
     TR_ASSERT_STATUS(tr_spawn(g_rt, &probe_actor, NULL, &extra), TR_ELIMIT);
 }
 
+/* Main spawns to the limit (reservations taken in batches by the outside
+ * threads' block), then many end on the workers (whose kept reservations
+ * overflow and go back a batch at a time): the limit still binds exactly,
+ * and every reservation is found again. */
+static void
+test_actor_limit_outside_batches(void **state)
+{
+    tr_config cfg = {0};
+    tr_ref extra;
+    uint32_t made = 0;
+
+    (void)state;
+    cfg.max_actors = LIMIT_N;
+    g_rt = it_runtime(2, &cfg);
+    while (made < LIMIT_N &&
+           tr_spawn(g_rt, &probe_actor, NULL, &g_many[made]) == TR_OK) {
+        made++;
+    }
+    assert_int_equal(made, LIMIT_N);
+    TR_ASSERT_STATUS(tr_spawn(g_rt, &probe_actor, NULL, &extra), TR_ELIMIT);
+
+    for (uint32_t i = 0; i < LIMIT_N / 2; i++) {
+        TR_ASSERT_OK(tr_stop(g_rt, g_many[i]));
+    }
+    for (uint32_t i = 0; i < LIMIT_N / 2; i++) {
+        IT_WAIT_UNTIL(tr_send(g_rt, g_many[i], MSG_EMPTY, NULL, 0) == TR_EDEAD);
+    }
+    made = 0;
+    while (made < LIMIT_N &&
+           tr_spawn(g_rt, &probe_actor, NULL, &g_many[made]) == TR_OK) {
+        made++;
+    }
+    assert_int_equal(made, LIMIT_N / 2);
+    assert_int_equal(it_stats(g_rt).alive, LIMIT_N);
+    assert_int_equal(it_stats(g_rt).spawned, LIMIT_N + LIMIT_N / 2);
+    TR_ASSERT_STATUS(tr_spawn(g_rt, &probe_actor, NULL, &extra), TR_ELIMIT);
+}
+
 /* ---- States start zeroed ----------------------------------------------- */
 
 /* One state small enough to live in its slot's area of the table, one
@@ -1492,6 +1530,7 @@ main(void)
         T(test_spawn_from_handler),
         T(test_actor_limit),
         T(test_actor_limit_with_reservations),
+        T(test_actor_limit_outside_batches),
         T(test_states_start_zeroed),
         T(test_stale_ref_never_reaches_new_actor),
         T(test_stop_dead_or_unknown),

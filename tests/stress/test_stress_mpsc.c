@@ -381,7 +381,7 @@ run_init(run *r, bool activation)
     r->activation = activation;
     tr_stress_fail_init(&r->fail);
     sem_init(&r->act, 0, 0);
-    tr__mbox_open(&r->mb, GEN, P.capacity);
+    tr__mbox_open(&r->mb, GEN, P.capacity, NULL);
     r->crng = tr__mix64(&rng);
     for (i = 0; i < P.producers; i++) {
         producer *p = &r->prod[i];

@@ -85,11 +85,39 @@ test_open_sets_epoch(void **state)
 {
     fixture *f = *state;
 
-    tr__mbox_open(&f->mb, 5, 8);
+    tr__mbox_open(&f->mb, 5, 8, NULL);
     assert_int_equal(tr__mbox_word(&f->mb), tr__mb_epoch_bits(5));
     assert_null(tr__mbox_pop(&f->mb));
     assert_null(tr__mbox_take_sys(&f->mb));
     assert_null(tr__mbox_grab_waiters(&f->mb));
+}
+
+/* Opened with a first system message: the word counts it as one system
+ * token (the owner is scheduled), it is the lane's only message, and a later
+ * admission finds the owner scheduled already. Reopening with NULL empties
+ * the lane again. */
+static void
+test_open_with_first(void **state)
+{
+    fixture *f = *state;
+    tr__mnode *n;
+    uint64_t w;
+
+    f->items[0].node.next = &f->items[1].node; /* stale link, cut by open */
+    tr__mbox_open(&f->mb, 6, 8, &f->items[0].node);
+    assert_int_equal(tr__mbox_word(&f->mb),
+                     tr__mb_epoch_bits(6) | TR__MB_SYS_ONE);
+    assert_int_equal(tr__mbox_admit(&f->mb, 6, false, &w), TR__ADMIT_OK);
+    assert_int_equal(tr__mbox_admit_sys(&f->mb, 6, &w), TR__ADMIT_OK);
+    tr__mbox_push_sys(&f->mb, &f->items[2].node);
+    n = tr__mbox_take_sys(&f->mb);
+    assert_int_equal(seq_of(n), 0);
+    assert_int_equal(seq_of(next_of(n)), 2);
+    assert_null(next_of(next_of(n)));
+
+    tr__mbox_open(&f->mb, 7, 8, NULL);
+    assert_int_equal(tr__mbox_word(&f->mb), tr__mb_epoch_bits(7));
+    assert_null(tr__mbox_take_sys(&f->mb));
 }
 
 static void
@@ -97,7 +125,7 @@ test_pop_empty(void **state)
 {
     fixture *f = *state;
 
-    tr__mbox_open(&f->mb, 1, 8);
+    tr__mbox_open(&f->mb, 1, 8, NULL);
     assert_null(tr__mbox_pop(&f->mb));
     assert_null(tr__mbox_pop(&f->mb));
     /* Emptied again after one message: the stub is back in place. */
@@ -115,7 +143,7 @@ test_fifo(void **state)
     fixture *f = *state;
     uint32_t i;
 
-    tr__mbox_open(&f->mb, 1, NITEMS);
+    tr__mbox_open(&f->mb, 1, NITEMS, NULL);
     for (i = 0; i < NITEMS; i++) {
         assert_int_equal(send_user(f, 1, i),
                          i == 0 ? TR__ADMIT_SCHEDULE : TR__ADMIT_OK);
@@ -138,7 +166,7 @@ test_fifo_interleaved(void **state)
     uint64_t rng = 12345;
     uint32_t pushed = 0, popped = 0, round;
 
-    tr__mbox_open(&f->mb, 1, NITEMS);
+    tr__mbox_open(&f->mb, 1, NITEMS, NULL);
     for (round = 0; round < 2000; round++) {
         uint32_t npush = (uint32_t)(tr__mix64(&rng) % 4);
         uint32_t npop = (uint32_t)(tr__mix64(&rng) % 4);
@@ -179,7 +207,7 @@ test_capacity(void **state)
     uint64_t w = 0;
     uint32_t i;
 
-    tr__mbox_open(&f->mb, 3, 4);
+    tr__mbox_open(&f->mb, 3, 4, NULL);
     for (i = 0; i < 4; i++) {
         assert_int_equal(send_user(f, 3, i),
                          i == 0 ? TR__ADMIT_SCHEDULE : TR__ADMIT_OK);
@@ -226,7 +254,7 @@ test_capacity_zero(void **state)
     fixture *f = *state;
     uint64_t w;
 
-    tr__mbox_open(&f->mb, 1, 0);
+    tr__mbox_open(&f->mb, 1, 0, NULL);
     assert_int_equal(tr__mbox_admit(&f->mb, 1, false, &w), TR__ADMIT_FULL);
     assert_int_equal(tr__mbox_word(&f->mb), tr__mb_epoch_bits(1));
 }
@@ -240,7 +268,7 @@ test_count_fields_saturate(void **state)
     fixture *f = *state;
     uint64_t w;
 
-    tr__mbox_open(&f->mb, 2, 4);
+    tr__mbox_open(&f->mb, 2, 4, NULL);
     tr__mbox_add(&f->mb, TR__MB_USER_MASK - 1);
     assert_int_equal(tr__mbox_admit(&f->mb, 2, true, &w), TR__ADMIT_OK);
     assert_int_equal(tr__mbox_admit(&f->mb, 2, true, &w), TR__ADMIT_FULL);
@@ -263,7 +291,7 @@ test_epoch(void **state)
     fixture *f = *state;
     uint64_t w = 0xdeadbeef;
 
-    tr__mbox_open(&f->mb, 7, 4);
+    tr__mbox_open(&f->mb, 7, 4, NULL);
     assert_int_equal(tr__mbox_admit(&f->mb, 8, false, &w), TR__ADMIT_DEAD);
     assert_int_equal(tr__mbox_admit(&f->mb, 6, true, &w), TR__ADMIT_DEAD);
     assert_int_equal(tr__mbox_admit_sys(&f->mb, 8, &w), TR__ADMIT_DEAD);
@@ -284,7 +312,7 @@ test_epoch(void **state)
                      tr__mb_epoch_bits(7) | TR__MB_DEAD);
 
     /* The slot's next owner: the old generation stays dead. */
-    tr__mbox_open(&f->mb, 8, 4);
+    tr__mbox_open(&f->mb, 8, 4, NULL);
     assert_int_equal(tr__mbox_admit(&f->mb, 7, false, &w), TR__ADMIT_DEAD);
     assert_int_equal(send_user(f, 8, 1), TR__ADMIT_SCHEDULE);
     assert_int_equal(seq_of(tr__mbox_pop(&f->mb)), 1);
@@ -297,7 +325,7 @@ test_schedule_exactly_when_tokens_zero(void **state)
     fixture *f = *state;
     uint64_t w;
 
-    tr__mbox_open(&f->mb, 1, 8);
+    tr__mbox_open(&f->mb, 1, 8, NULL);
     assert_int_equal(tr__mbox_admit(&f->mb, 1, false, &w), TR__ADMIT_SCHEDULE);
     assert_int_equal(w, tr__mb_epoch_bits(1));
     assert_int_equal(tr__mbox_admit(&f->mb, 1, false, &w), TR__ADMIT_OK);
@@ -330,7 +358,7 @@ test_mute_token(void **state)
     fixture *f = *state;
     uint64_t w;
 
-    tr__mbox_open(&f->mb, 4, 8);
+    tr__mbox_open(&f->mb, 4, 8, NULL);
     assert_int_equal(tr__mbox_admit(&f->mb, 4, false, &w), TR__ADMIT_SCHEDULE);
     /* A muting turn releases its count and takes MUTE in one RMW. */
     w = tr__mbox_add(&f->mb, TR__MB_MUTE - 1);
@@ -345,7 +373,7 @@ test_mute_token(void **state)
     assert_int_equal(w, tr__mb_epoch_bits(4));
     assert_int_equal(tr__mbox_admit(&f->mb, 4, false, &w), TR__ADMIT_SCHEDULE);
     /* MUTE does not count against capacity. */
-    tr__mbox_open(&f->mb, 4, 1);
+    tr__mbox_open(&f->mb, 4, 1, NULL);
     tr__mbox_add(&f->mb, TR__MB_MUTE);
     assert_int_equal(tr__mbox_admit(&f->mb, 4, false, &w), TR__ADMIT_OK);
     assert_int_equal(tr__mbox_admit(&f->mb, 4, false, &w), TR__ADMIT_FULL);
@@ -359,7 +387,7 @@ test_sys_lane(void **state)
     uint64_t w;
     uint32_t i;
 
-    tr__mbox_open(&f->mb, 9, 2);
+    tr__mbox_open(&f->mb, 9, 2, NULL);
     /* Fill the user lane first: system admission ignores its capacity. */
     assert_int_equal(send_user(f, 9, 0), TR__ADMIT_SCHEDULE);
     assert_int_equal(send_user(f, 9, 1), TR__ADMIT_OK);
@@ -407,7 +435,7 @@ test_waiters(void **state)
     tr__mnode *n;
     uint32_t i;
 
-    tr__mbox_open(&f->mb, 1, 1);
+    tr__mbox_open(&f->mb, 1, 1, NULL);
     assert_false(tr__mbox_has_waiters(&f->mb));
     assert_null(tr__mbox_grab_waiters(&f->mb));
     for (i = 0; i < 5; i++) {
@@ -439,7 +467,7 @@ test_swap_oldest(void **state)
     fixture *f = *state;
     tr__mnode *oldest;
 
-    tr__mbox_open(&f->mb, 2, 2);
+    tr__mbox_open(&f->mb, 2, 2, NULL);
     /* Room: admitted and pushed like a plain send. */
     oldest = NULL;
     assert_int_equal(
@@ -499,6 +527,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_open_sets_epoch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_open_with_first, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pop_empty, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fifo, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fifo_interleaved, setup, teardown),
