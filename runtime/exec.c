@@ -3,6 +3,7 @@
 #include "runtime/exec.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <string.h>
 
 /* A worker's local ring (Go's runq): the owner pushes at tail and pops at
@@ -423,13 +424,17 @@ idle(tr__worker *w)
 
     /* seq_cst RMW: the count pushers load in wake_one (see pair_fence). */
     atomic_fetch_add_explicit(&ex->nspinning, 1, memory_order_seq_cst);
-    for (i = 0; i < TR__SPIN; i++) {
+    for (i = 0; i < TR__SPIN + TR__SPIN_YIELDS; i++) {
         found = atomic_load_explicit(&ex->gcount, memory_order_relaxed) != 0 ||
                 atomic_load_explicit(&ex->stopping, memory_order_relaxed);
         if (found) {
             break;
         }
-        tr__cpu_relax();
+        if (i < TR__SPIN) {
+            tr__cpu_relax();
+        } else {
+            sched_yield();
+        }
     }
     /* seq_cst RMW: the spinner's write in the pair with wake_one (see
      * pair_fence); the looks below come after it. */
