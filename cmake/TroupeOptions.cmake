@@ -18,6 +18,7 @@ option(TR_BUILD_TESTS "Build the cmocka tests under tests/ (needs cmocka)." ${TR
 option(TR_BUILD_EXAMPLES "Build every examples/<name>/ that has a CMakeLists.txt." ON)
 option(TR_BUILD_BENCH "Build troupe-bench from bench/ when bench/CMakeLists.txt exists." ON)
 option(TR_WERROR "Treat compiler warnings as errors." OFF)
+option(TR_LTO "Link-time optimization in Release builds, where the compiler supports it." ON)
 option(TR_COVERAGE "Compile and link everything with --coverage (gcov)." OFF)
 option(TR_BUILD_DRAFT_API "Expose the unstable draft API (defines TR_BUILD_DRAFT_API)." OFF)
 
