@@ -353,10 +353,11 @@ typedef struct tr__local {
      * spilled to, the runtime's free ring in batches under table_lock. */
     uint32_t slot_head, slot_len;
     uint32_t slots[TR__SLOT_CACHE];
-    /* Actor-limit reservations this worker holds beyond its actors: counted
-     * in rt->alive already, so most spawns and ends on it need not touch
-     * that shared line (see count_in in system.c). The owner RMWs it; a
-     * spawn that finds the limit reached may take one from any worker, and
+    /* Actor-limit reservations this worker (or, in `outside`, the outside
+     * threads) holds beyond its actors: counted in rt->alive already, so
+     * most spawns and ends need not touch that shared line (see count_in
+     * in system.c). The owner RMWs it (outside: under outside_lock); a
+     * spawn that finds the limit reached may take one from any block, and
      * tr__alive takes them all back. */
     _Atomic uint32_t credit;
     /* Other threads' pushes, on their own line: a tr__msg pointer in the
@@ -500,8 +501,9 @@ tr_ref tr__ref_unpack(tr_runtime *rt, uint64_t packed);
 /* Takes a free slot from cache c (its worker's block, or rt->outside with
  * outside_lock held) and counts the actor in against the limit. */
 tr_status tr__slot_alloc(tr_runtime *rt, tr__local *c, tr__actor **out);
-/* Actors alive now: returns the workers' reservations to rt->alive and
- * reads it (high for a moment while spawns run, never low). Any thread. */
+/* Actors alive now: returns the reservations workers and outside threads
+ * hold to rt->alive and reads it (high for a moment while spawns run, never
+ * low). Any thread. */
 uint64_t tr__alive(tr_runtime *rt);
 void tr__slot_release(tr_runtime *rt, tr__actor *a);
 
