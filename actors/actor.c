@@ -210,7 +210,9 @@ wake_shared(tr_runtime *rt, tr__actor *a)
 {
     tr__mnode *chain = tr__mbox_grab_waiters(&a->mb);
 
-    tr__wake_chain(rt, &chain, TR__WAKE_ALL);
+    if (chain != NULL) { /* most turns end with none: no call then */
+        tr__wake_chain(rt, &chain, TR__WAKE_ALL);
+    }
 }
 
 tr_status
@@ -1005,13 +1007,12 @@ tr__run(void *ctx, tr__worker *w, tr__task *item)
     cx.point = 0;
     cx.await = TR_OK;
     *user = &cx;
-    if (tr__tls_rt != rt) {
+    if (tr__tls_local == NULL) {
         /* First turn on this thread: a worker serves one runtime for life. */
         tr__tls_local = &rt->wc[tr__worker_index(w)];
-        tr__tls_rt = rt;
     }
     cx.l = tr__tls_local;
-    tr__watch_turn(tr__tls_local, a);
+    tr__watch_turn(cx.l, a);
     for (;;) {
         tr__mnode *m;
 

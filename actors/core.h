@@ -348,6 +348,7 @@ typedef struct tr__local {
     uint32_t ncache;
     uint16_t index; /* 1 + this worker's index, or workers + 1 for the
                        outside block (tr__msg.owner) */
+    tr_runtime *rt; /* the runtime whose block this is (set at creation) */
     /* Owner only: free actor slots, a FIFO so a slot is reused as late as
      * practical (see the epoch note in mailbox.h); refilled from, and
      * spilled to, the runtime's free ring in batches under table_lock. */
@@ -508,15 +509,17 @@ uint64_t tr__alive(tr_runtime *rt);
 void tr__slot_release(tr_runtime *rt, tr__actor *a);
 
 /* The calling worker's block, or NULL on a thread outside rt's pool. A
- * thread-local pointer set by the worker's first turn, so this is a load
- * and a compare. */
-extern _Thread_local tr_runtime *tr__tls_rt;
+ * thread-local pointer set by the worker's first turn (a worker serves one
+ * runtime for life, and ends before its block is freed), so this is one
+ * thread-local load and a compare. */
 extern _Thread_local tr__local *tr__tls_local;
 
 static inline tr__local *
 tr__local_here(tr_runtime *rt)
 {
-    return tr__tls_rt == rt ? tr__tls_local : NULL;
+    tr__local *l = tr__tls_local;
+
+    return l != NULL && l->rt == rt ? l : NULL;
 }
 
 void tr__count_outside(tr_runtime *rt, size_t field_offset, uint64_t n);

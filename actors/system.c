@@ -376,7 +376,6 @@ tr__slot_release(tr_runtime *rt, tr__actor *a)
 
 /* ---- Counters ---------------------------------------------------------- */
 
-_Thread_local tr_runtime *tr__tls_rt;
 _Thread_local tr__local *tr__tls_local;
 
 void
@@ -683,8 +682,10 @@ tr_runtime_new(tr_runtime **out, const tr_config *cfg)
     }
     for (uint32_t i = 0; i < c.workers; i++) {
         rt->wc[i].index = (uint16_t)(i + 1);
+        rt->wc[i].rt = rt;
     }
     rt->outside.index = (uint16_t)(c.workers + 1);
+    rt->outside.rt = rt;
     pthread_mutex_init(&rt->table_lock, NULL);
     pthread_mutex_init(&rt->outside_lock, NULL);
     pthread_mutex_init(&rt->dl_lock, NULL);
