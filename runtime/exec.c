@@ -449,6 +449,15 @@ idle(tr__worker *w)
     left =
         atomic_fetch_sub_explicit(&ex->nspinning, 1, memory_order_seq_cst) - 1;
     pair_fence();
+    /* One more look, now that this worker no longer counts as spinning: a
+     * push that saw it spinning woke nobody, and is seen here (the pair
+     * with wake_one) even when it came after the last poll. Without this
+     * look such a push went to park()'s re-check, which takes the work but
+     * wakes nobody for the rest: two items pushed there left one queued
+     * with a worker parked. */
+    found = found ||
+            atomic_load_explicit(&ex->gcount, memory_order_relaxed) != 0 ||
+            atomic_load_explicit(&ex->stopping, memory_order_relaxed);
     if (found) {
         w->warm = true;
         /* Pushes made while this worker spun woke nobody. If it was the
