@@ -414,6 +414,14 @@ park(tr__worker *w)
     }
 }
 
+/* What a spinner looks for: global work, or the executor stopping. */
+static bool
+global_seen(tr__exec *ex)
+{
+    return atomic_load_explicit(&ex->gcount, memory_order_relaxed) != 0 ||
+           atomic_load_explicit(&ex->stopping, memory_order_relaxed);
+}
+
 /* Out of work: spins on the global queue for a moment; then, while some
  * ring holds work that may grow old enough to steal (ring_aged), sleeps
  * TR__WATCH_NS and returns to look again; with every queue empty, parks. */
@@ -433,8 +441,7 @@ idle(tr__worker *w)
     /* seq_cst RMW: the count pushers load in wake_one (see pair_fence). */
     atomic_fetch_add_explicit(&ex->nspinning, 1, memory_order_seq_cst);
     for (i = 0; i < polls; i++) {
-        found = atomic_load_explicit(&ex->gcount, memory_order_relaxed) != 0 ||
-                atomic_load_explicit(&ex->stopping, memory_order_relaxed);
+        found = global_seen(ex);
         if (found) {
             break;
         }
@@ -455,9 +462,7 @@ idle(tr__worker *w)
      * look such a push went to park()'s re-check, which takes the work but
      * wakes nobody for the rest: two items pushed there left one queued
      * with a worker parked. */
-    found = found ||
-            atomic_load_explicit(&ex->gcount, memory_order_relaxed) != 0 ||
-            atomic_load_explicit(&ex->stopping, memory_order_relaxed);
+    found = found || global_seen(ex);
     if (found) {
         w->warm = true;
         /* Pushes made while this worker spun woke nobody. If it was the

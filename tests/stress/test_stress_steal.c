@@ -24,6 +24,11 @@
  *   random moment while the only worker (then two) goes to sleep; a lost
  *   wake-up leaves it unrun. TR_STRESS_ITEMS / 10 rounds.
  *
+ * - test_pairs_under_load: pairs of items from outside, back to back, on
+ *   two workers while two threads of busy loops compete for the cores; the
+ *   first of a pair stays in its turn until the second has started, so
+ *   each pair needs both workers awake. TR_STRESS_ITEMS / 50 pairs.
+ *
  * Checks: every item runs exactly as often as planned and never on two
  * workers at once (a busy flag), the total is exact and nothing runs after
  * the executor went idle, the run ends within a generous bound, and every
@@ -89,7 +94,8 @@ struct run {
     _Atomic uint64_t yields;
     _Atomic uint64_t holds_unended; /* holds that no steal ended */
     feeder feeders[FEEDERS];
-    bool stopped; /* tr__exec_stop returned */
+    bool stopped;               /* tr__exec_stop returned */
+    _Atomic uint32_t hogs_stop; /* test_pairs_under_load's busy loops end */
 
     tr_stress_fail fail; /* the first failure and the deadline */
 };
@@ -418,6 +424,70 @@ test_wake_handshake(void **state)
     }
 }
 
+static void *
+hog_main(void *arg)
+{
+    run *r = arg;
+
+    /* relaxed: a stop flag; it publishes nothing. */
+    while (!atomic_load_explicit(&r->hogs_stop, memory_order_relaxed)) {
+        tr__cpu_relax();
+    }
+    return NULL;
+}
+
+/* Two items from outside, back to back, must both run at once: the first
+ * holds its turn until the second has started (child_ran), which only the
+ * other worker can do. Pushes often land on a worker that is ending its
+ * spin, and the busy loops stretch those moments: the spinner must wake
+ * the parked worker for the item it does not take (a version that left it
+ * queued stalled about one run in 30 to 250 of test_exec's pairs beside
+ * busy loops). */
+static void
+test_pairs_under_load(void **state)
+{
+    run *r = *state;
+    pthread_t hogs[2];
+    uint32_t pairs = P.items / 50 > 0 ? P.items / 50 : 1, i;
+
+    run_reset(r, 2 * pairs);
+    TR_ASSERT_OK(tr__exec_new(&r->ex, 2, run_item, r));
+    TR_ASSERT_OK(tr__exec_start(r->ex));
+    for (i = 0; i < 2; i++) {
+        assert_int_equal(pthread_create(&hogs[i], NULL, hog_main, r), 0);
+    }
+    for (i = 0; i < pairs; i++) {
+        item *a = &r->items[2 * i], *b = &r->items[2 * i + 1];
+        uint64_t end =
+            tr__now_ns() + (uint64_t)(5e9 * tr_test_timeout_multiplier());
+
+        a->expect = b->expect = 1;
+        a->hold = true;
+        b->parent = a; /* published to b's run by its schedule */
+        tr__exec_schedule(r->ex, &a->task);
+        tr__exec_schedule(r->ex, &b->task);
+        while (atomic_load_explicit(&r->total_runs, memory_order_acquire) <
+               2 * (uint64_t)i + 2) {
+            if (tr__now_ns() > end) {
+                atomic_store(&r->hogs_stop, 1);
+                fail_msg("pair %u: %" PRIu64 " of %u runs: lost wake-up", i,
+                         atomic_load(&r->total_runs), 2 * i + 2);
+            }
+            sched_yield();
+        }
+    }
+    atomic_store(&r->hogs_stop, 1);
+    for (i = 0; i < 2; i++) {
+        pthread_join(hogs[i], NULL);
+    }
+    stop_bounded(r->ex);
+    r->stopped = true;
+    if (atomic_load(&r->fail.failed)) {
+        fail_msg("%s", r->fail.why);
+    }
+    assert_int_equal(atomic_load(&r->holds_unended), 0);
+}
+
 /* Rounds of one parent from outside that fans out to 2-17 children and
  * stays in its turn until one of them has started elsewhere: the idle
  * workers must steal from behind a long turn, every round, while the
@@ -516,6 +586,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_spawn_tree, setup, teardown),
         cmocka_unit_test_setup_teardown(test_park_wake_storm, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wake_handshake, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pairs_under_load, setup, teardown),
         cmocka_unit_test_setup_teardown(test_steal_behind_holds, setup,
                                         teardown),
     };
