@@ -309,7 +309,9 @@ tr__spawn(tr_runtime *rt, tr__actor *parent, const tr_behavior *b,
     /* Waiters that registered with the slot's previous actor after its last
      * look: wake them so they find it gone. */
     wake_shared(rt, a);
-    if (inline_state) {
+    if (inline_state && b->state_size <= TR__STATE_SMALL) {
+        self_state = memset(a->small_state, 0, TR__STATE_SMALL);
+    } else if (inline_state) {
         self_state = memset(tr__state_area(a), 0, TR__STATE_INLINE);
     }
     a->beh = b;
@@ -322,7 +324,6 @@ tr__spawn(tr_runtime *rt, tr__actor *parent, const tr_behavior *b,
     if (child != NULL) {
         ext->child = child;
     }
-    a->wpriv = NULL;
     atomic_store_explicit(&a->wflags, 0, memory_order_relaxed);
     atomic_store_explicit(&a->muted_on, 0, memory_order_relaxed);
     gen = atomic_load_explicit(&a->gen, memory_order_relaxed);
@@ -787,6 +788,10 @@ tr__actor_end(tr_cx *cx, uint64_t consumed)
         tr__child_end(cx);
     }
     tr__outbox_force(rt, a);
+    if (a->ext != NULL) {
+        /* Waiters in hand: they retry, find the actor dead, and learn. */
+        tr__wake_chain(rt, &a->ext->wpriv, TR__WAKE_ALL);
+    }
     tr__ext_end(cx);
     if (a->lflags & TR__L_MUTE_HELD) {
         consumed += TR__MB_MUTE;
@@ -822,11 +827,10 @@ tr__actor_end(tr_cx *cx, uint64_t consumed)
             word = tr__mbox_add(&a->mb, (uint64_t)0 - k);
         }
     }
-    tr__wake_chain(rt, &a->wpriv, TR__WAKE_ALL);
     wake_shared(rt, a);
     atomic_store_explicit(&a->muted_on, 0, memory_order_relaxed);
     atomic_store_explicit(&a->wflags, 0, memory_order_relaxed);
-    if (a->state != tr__state_area(a)) {
+    if (a->state != a->small_state && a->state != tr__state_area(a)) {
         tr__free(a->state);
     }
     a->state = NULL;
@@ -839,10 +843,10 @@ tr__actor_end(tr_cx *cx, uint64_t consumed)
  * Returns true when tokens remain: the actor is still the caller's and has
  * more to do (tr__run requeues it; a thread actor's thread goes on).
  *
- * Waiters get one wake-up per freed slot (n), from wpriv first; those not
- * woken stay in wpriv, and the WAIT token keeps the owner scheduled while
- * any do. A waiter that registered after the release is seen by the
- * has-waiters load that follows it (the Dekker pair in mailbox.c). Two
+ * Waiters get one wake-up per freed slot (n), from those in hand first;
+ * those not woken stay in hand (tr__wpriv), and the WAIT token keeps the owner
+ * scheduled while any do. A waiter that registered after the release is seen by
+ * the has-waiters load that follows it (the Dekker pair in mailbox.c). Two
  * cases wake everyone instead: the owner goes idle (no turn would wake them
  * later), or only WAIT is left (the lane is empty: the room is there, and
  * a waiter woken earlier may never have used its slot). */
@@ -857,12 +861,11 @@ turn_release(tr_runtime *rt, tr__actor *a, uint64_t consumed, uint32_t n)
     }
     word = tr__mbox_add(&a->mb, (uint64_t)0 - consumed);
     if (!(word & TR__MB_TOKENS)) {
-        /* Idle, and no longer ours: WAIT was not held, so wpriv is empty. */
+        /* Idle, and no longer ours: WAIT was not held, so none are in hand. */
         wake_shared(rt, a);
         return false;
     }
     if ((word & TR__MB_TOKENS) == TR__MB_WAIT) {
-        tr__wake_chain(rt, &a->wpriv, TR__WAKE_ALL);
         tr__owner_wake(rt, a, TR__WAKE_ALL);
         a->lflags &= (uint8_t)~TR__L_WAIT_HELD;
         word = tr__mbox_add(&a->mb, (uint64_t)0 - TR__MB_WAIT);
@@ -873,11 +876,11 @@ turn_release(tr_runtime *rt, tr__actor *a, uint64_t consumed, uint32_t n)
     } else if (n > 0) {
         tr__owner_wake(rt, a, n);
     }
-    /* Still ours (tokens nonzero): settle WAIT with wpriv. */
-    if (a->wpriv != NULL && !(a->lflags & TR__L_WAIT_HELD)) {
+    /* Still ours (tokens nonzero): settle WAIT with the waiters in hand. */
+    if (tr__wpriv(a) != NULL && !(a->lflags & TR__L_WAIT_HELD)) {
         tr__mbox_add(&a->mb, TR__MB_WAIT);
         a->lflags |= TR__L_WAIT_HELD;
-    } else if (a->wpriv == NULL && (a->lflags & TR__L_WAIT_HELD)) {
+    } else if (tr__wpriv(a) == NULL && (a->lflags & TR__L_WAIT_HELD)) {
         a->lflags &= (uint8_t)~TR__L_WAIT_HELD;
         word = tr__mbox_add(&a->mb, (uint64_t)0 - TR__MB_WAIT);
         if (!(word & TR__MB_TOKENS)) {
@@ -903,7 +906,7 @@ static inline bool
 held_up(tr__actor *a, uint32_t n, uint32_t budget)
 {
     return n < TR__HELD_UP_BUDGETS * budget &&
-           (a->wpriv != NULL || tr__mbox_has_waiters(&a->mb));
+           (tr__wpriv(a) != NULL || tr__mbox_has_waiters(&a->mb));
 }
 
 /* What a turn does next, after async_step. */

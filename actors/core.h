@@ -140,15 +140,21 @@ typedef struct tr__pending {
 
 typedef struct tr__child tr__child;
 
-/* What few actors need, allocated on first use: held sends, and async
- * state, links and monitors, supervision. A small one (held sends only)
- * goes with its last held send; a full one stays until the actor ends.
+/* What few actors need, allocated on first use: held sends and waiters in
+ * hand, and async state, links and monitors, supervision. A small one
+ * (held sends and waiters only) goes when it holds neither; a full one
+ * stays until the actor ends.
  * Owner only. */
 typedef struct tr__ext {
-    /* Held sends, in send order. An actor that only holds sends (a muted
-     * producer) has just this much allocated (TR__EXT_SMALL): `full` says
-     * whether the rest is there (see tr__more). */
+    /* Held sends, in send order, and waiter records grabbed from mb.waiters
+     * and not yet woken (newest first; while any are here the owner holds
+     * the WAIT token, so it stays scheduled and wakes them as its turns
+     * make room). An actor that only holds sends or waiters (a muted
+     * producer, a flooded consumer) has just this much allocated
+     * (TR__EXT_SMALL): `full` says whether the rest is there (see
+     * tr__more). */
     tr__msg *head, *tail;
+    tr__mnode *wpriv;
     uint32_t n;
     bool full;
     /* The suspended handler: the message it handles (kept until it
@@ -246,7 +252,7 @@ struct tr__mon {
 #define TR__L_INITED    1u /* init hook succeeded or there was none */
 #define TR__L_ENDING    2u /* end after this message */
 #define TR__L_MUTE_HELD 4u /* this actor holds its mailbox's MUTE token */
-#define TR__L_WAIT_HELD 8u /* ... and its WAIT token (wpriv is not empty) */
+#define TR__L_WAIT_HELD 8u /* ... and its WAIT token (tr__wpriv is set) */
 /* ... it watched a descriptor: end() removes its watches (actors/io.c). */
 #define TR__L_WATCHING 16u
 /* ... a thread actor: its own thread runs its turns (set at spawn, never
@@ -260,6 +266,17 @@ struct tr__mon {
 #define TR__LIFE_FREE  0u
 #define TR__LIFE_ALIVE 1u
 
+/* Where an actor's state lives, by its behavior's state_size: up to
+ * TR__STATE_SMALL bytes in the header itself (a ref, or two counters), on
+ * the line the owner reads on every message; up to TR__STATE_INLINE bytes
+ * in the slot's own area of its chunk (see tr__state_area); beyond, in a
+ * malloc'd block. The first two cost no allocator call at spawn or end,
+ * and no cross-thread free when one thread spawns and another ends the
+ * actor. Chunk memory is touched page by page as it is used, so slots
+ * whose states fit the header never touch the chunk's state areas: an
+ * idle actor with a small state costs its 128-byte header and no more. */
+#define TR__STATE_SMALL 16u
+
 typedef struct tr__actor {
     /* First cache line: what senders write (the mailbox's first 48 bytes
      * end it), what they read first (the generation, in lookups) and what
@@ -272,10 +289,6 @@ typedef struct tr__actor {
     tr__mailbox mb;
     /* Second cache line: what the owner reads on every message; written
      * at most a few times in an actor's life, or while it waits. */
-    /* Owner: waiter records grabbed from mb.waiters and not yet woken
-     * (newest first). While any are here the owner holds the WAIT token,
-     * so it stays scheduled and wakes them as its turns make room. */
-    tr__mnode *wpriv;
     const tr_behavior *beh; /* owner (set by the spawner before) */
     void *state;            /* owner */
     /* Owner: held sends and the rest of what few actors need (see
@@ -287,7 +300,7 @@ typedef struct tr__actor {
                                   answerers CAS an await edge away, cycle
                                   walkers load */
     _Atomic uint32_t wflags;   /* TR__W_*; any thread */
-    _Atomic uint32_t life;     /* TR__LIFE_*; shutdown walks it */
+    _Atomic uint8_t life;      /* TR__LIFE_*; shutdown walks it */
     /* tr_overflow; the spawner stores it (release) before publishing the
      * mailbox epoch; a sender whose admission found the lane full loads it
      * (acquire) and then re-checks the generation: the actor may have ended
@@ -296,6 +309,9 @@ typedef struct tr__actor {
      * owner reads its copy in lflags. */
     _Atomic uint8_t policy;
     uint8_t lflags; /* TR__L_*; owner */
+    /* The state of a behavior whose state_size is at most
+     * TR__STATE_SMALL, on the line the owner reads anyway; owner. */
+    alignas(16) unsigned char small_state[TR__STATE_SMALL];
 } tr__actor;
 
 /* The split described in tr__actor; chunks of actors are line-aligned. */
@@ -303,6 +319,9 @@ _Static_assert(offsetof(tr__actor, mb) + TR__MB_POLLED_OFFSET == TR_CACHE_LINE,
                "the system lane's top must start the second line");
 _Static_assert(sizeof(tr__actor) == 2 * TR_CACHE_LINE,
                "an actor header is two cache lines");
+_Static_assert(offsetof(tr__actor, small_state) ==
+                   2 * TR_CACHE_LINE - TR__STATE_SMALL,
+               "the small state area ends the header");
 
 /* What the actor layer keeps per worker: counters (the worker's thread
  * stores, anyone loads) and its small message blocks. A block goes back to
@@ -381,12 +400,10 @@ typedef struct tr__dl_sub {
 #define TR__CHUNK_SHIFT 12
 #define TR__CHUNK       (1u << TR__CHUNK_SHIFT)
 
-/* States of up to this many bytes live in their slot's own area of the
- * chunk (after its TR__CHUNK headers), not in a malloc'd block: a spawn
- * and an end then cost no allocator call, and no cross-thread free when
- * one thread spawns and another ends the actor. 48 holds a ref, a pointer
- * and two counters (skynet's nodes: 15% faster than at 32, which sent
- * them to malloc), at 16 bytes more per idle actor than 32. */
+/* States of up to this many bytes (and more than TR__STATE_SMALL) live in
+ * their slot's own area of the chunk, after its TR__CHUNK headers. 48
+ * holds a ref, a pointer and two counters (skynet's nodes: 15% faster than
+ * at 32, which sent them to malloc). */
 #define TR__STATE_INLINE 48u
 #define TR__CHUNK_BYTES                                                        \
     ((size_t)TR__CHUNK * (sizeof(tr__actor) + TR__STATE_INLINE))
@@ -894,6 +911,13 @@ tr__more(const tr__actor *a)
     return a->ext != NULL && a->ext->full ? a->ext : NULL;
 }
 
+/* Owner: the waiter records in hand (tr__ext.wpriv), or NULL. */
+static inline tr__mnode *
+tr__wpriv(const tr__actor *a)
+{
+    return a->ext != NULL ? a->ext->wpriv : NULL;
+}
+
 /* Owner: the first held send, or NULL. */
 static inline tr__msg *
 tr__held(const tr__actor *a)
@@ -924,9 +948,10 @@ bool tr__outbox_flush(tr_runtime *rt, tr__actor *a);
  * delta of this turn, which muting releases, and `freed` the user slots this
  * turn freed, which go to waiters. */
 bool tr__mute(tr_runtime *rt, tr__actor *a, uint64_t *consumed, uint32_t freed);
-/* Owner: wakes up to `max` waiters, from wpriv first, then grabbing the
- * shared list (one waiter per slot a turn freed: a woken sender retries
- * and registers again if beaten to the room). */
+/* Owner: wakes up to `max` waiters, from those in hand first, then grabbing
+ * the shared list (one waiter per slot a turn freed: a woken sender retries
+ * and registers again if beaten to the room). Those grabbed and not woken
+ * stay in hand (tr__wpriv); with no memory to keep them, all are woken. */
 void tr__owner_wake(tr_runtime *rt, tr__actor *a, uint32_t max);
 /* Wakes waiter records (senders waiting for room) from *chain until it is
  * empty or `max` are woken; frees them; returns how many. Any thread. */

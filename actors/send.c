@@ -44,13 +44,37 @@ tr__wake_chain(tr_runtime *rt, tr__mnode **chain, uint32_t max)
     return k;
 }
 
+/* Owner: a small ext (held sends and waiters only) goes when it holds
+ * neither: most actors hold sends or waiters only now and then. */
+static void
+ext_trim(tr__actor *a)
+{
+    tr__ext *x = a->ext;
+
+    if (!x->full && x->head == NULL && x->wpriv == NULL) {
+        tr__free(x);
+        a->ext = NULL;
+    }
+}
+
 void
 tr__owner_wake(tr_runtime *rt, tr__actor *a, uint32_t max)
 {
-    uint32_t k = tr__wake_chain(rt, &a->wpriv, max);
+    tr__ext *x = a->ext;
+    tr__mnode *chain = x != NULL ? x->wpriv : NULL;
+    uint32_t k = tr__wake_chain(rt, &chain, max);
 
-    while (k < max && (a->wpriv = tr__mbox_grab_waiters(&a->mb)) != NULL) {
-        k += tr__wake_chain(rt, &a->wpriv, max - k);
+    while (k < max && (chain = tr__mbox_grab_waiters(&a->mb)) != NULL) {
+        k += tr__wake_chain(rt, &chain, max - k);
+    }
+    if (chain != NULL && x == NULL && (x = tr__ext_outbox(a)) == NULL) {
+        /* No memory to keep them for later turns: all go now (each retries,
+         * and registers again if beaten to the room). */
+        tr__wake_chain(rt, &chain, TR__WAKE_ALL);
+    }
+    if (x != NULL) {
+        x->wpriv = chain;
+        ext_trim(a);
     }
 }
 
@@ -123,8 +147,8 @@ outbox_append(tr__actor *self, tr__msg *m)
 /* Drops the first held send `m` from the outbox (the caller has taken it,
  * with status `st`); `next` is its outbox link, read before it left. If a
  * suspended handler awaits that send, its await is over (`m` is only
- * compared: it may be freed by now). A small ext (held sends only) is
- * freed with its last one: most actors hold sends only now and then. */
+ * compared: it may be freed by now). A small ext may go with it (see
+ * ext_trim). */
 static void
 outbox_advance(tr__actor *self, tr__msg *m, tr__msg *next, tr_status st)
 {
@@ -136,10 +160,7 @@ outbox_advance(tr__actor *self, tr__msg *m, tr__msg *next, tr_status st)
     }
     o->n--;
     if (!o->full) {
-        if (next == NULL) {
-            tr__free(o); /* a small one goes with its last held send */
-            self->ext = NULL;
-        }
+        ext_trim(self);
         return;
     }
     if (o->kind == TR__AW_SEND && o->held == m) {
@@ -478,9 +499,9 @@ force_first(tr_runtime *rt, tr__actor *a)
  * held sends go to itself finds the room it just made), and gives the room
  * this turn made (`freed` slots) to waiters now: after a park only a waker
  * runs us again. (After the release: the Dekker pair in mailbox.c.) Those
- * not woken stay in wpriv, and then we hold WAIT like any owner with
+ * not woken stay in hand, and then we hold WAIT like any owner with
  * waiters in hand, so the turn that finally lets us go idle wakes them
- * (turn_end relies on WAIT meaning wpriv is not empty). */
+ * (turn_end relies on WAIT meaning tr__wpriv is set). */
 static void
 park_prepare(tr_runtime *rt, tr__actor *a, uint64_t *consumed, uint32_t freed)
 {
@@ -492,7 +513,7 @@ park_prepare(tr_runtime *rt, tr__actor *a, uint64_t *consumed, uint32_t freed)
     *consumed = 0;
     if (freed > 0) {
         tr__owner_wake(rt, a, freed);
-        if (a->wpriv != NULL && !(a->lflags & TR__L_WAIT_HELD)) {
+        if (tr__wpriv(a) != NULL && !(a->lflags & TR__L_WAIT_HELD)) {
             tr__mbox_add(&a->mb, TR__MB_WAIT);
             a->lflags |= TR__L_WAIT_HELD;
         }

@@ -128,10 +128,14 @@ take_slots(tr_runtime *rt, uint32_t *dst, uint32_t want, tr_status *st)
             atomic_load_explicit(&rt->chunks[c], memory_order_relaxed);
 
         if (chunk == NULL) {
-            chunk = tr__calloc_aligned(TR_CACHE_LINE, TR__CHUNK_BYTES);
+            /* Only the headers are zeroed: the state areas after them are
+             * set by each spawn that uses one, so their pages stay untouched
+             * (not resident) until then. */
+            chunk = tr__alloc_aligned(TR_CACHE_LINE, TR__CHUNK_BYTES);
             if (chunk == NULL) {
                 break;
             }
+            memset(chunk, 0, (size_t)TR__CHUNK * sizeof *chunk);
             for (uint32_t i = 0; i < TR__CHUNK; i++) {
                 chunk[i].slot = (c << TR__CHUNK_SHIFT) | i;
                 /* Generations start at 1: 0 is TR_NOREF's. */
@@ -300,13 +304,13 @@ cache_slot(tr_runtime *rt, tr__local *c, tr_status *st)
     c->slot_head = (c->slot_head + 1) % TR__SLOT_CACHE;
     c->slot_len--;
     if (c->slot_len > 0) {
-        /* The next spawn's header and state area were last written by
-         * the worker that ended their actor: start fetching them now. */
+        /* The next spawn's header (with its small state area) was last
+         * written by the worker that ended its actor: start fetching it
+         * now. */
         tr__actor *next = slot_at(rt, c->slots[c->slot_head]);
 
         __builtin_prefetch(next, 1);
         __builtin_prefetch((char *)next + TR_CACHE_LINE, 1);
-        __builtin_prefetch(tr__state_area(next), 1);
     }
     return slot;
 }
@@ -338,7 +342,11 @@ tr__slot_release(tr_runtime *rt, tr__actor *a)
     if (gen == 0) {
         gen = 1; /* 0 is reserved for TR_NOREF */
     }
-    /* release: lookups that acquire the new generation see a dead header. */
+    /* Counted out first: whoever sees the actor gone (a send that returns
+     * TR_EDEAD) may spawn in its place under the actor limit. */
+    count_out(rt, l);
+    /* release: lookups that acquire the new generation see a dead header
+     * (and the count above). */
     atomic_store_explicit(&a->gen, gen, memory_order_release);
     atomic_store_explicit(&a->life, TR__LIFE_FREE, memory_order_release);
     if (l != NULL && l->slot_len == TR__SLOT_CACHE) {
@@ -363,7 +371,6 @@ tr__slot_release(tr_runtime *rt, tr__actor *a)
         }
         pthread_mutex_unlock(&rt->table_lock);
     }
-    count_out(rt, l);
     /* Only a shutdown waits for actors to end (wait_none_alive polls too,
      * so a wake-up missed between the load and its wait costs a tick). */
     if (atomic_load_explicit(&rt->state, memory_order_relaxed) >=

@@ -84,7 +84,7 @@ tr__free(void *p)
 /* The block from the allocator sits below the aligned one; its address is
  * kept in the word just before the aligned block. */
 void *
-tr__calloc_aligned(size_t align, size_t n)
+tr__alloc_aligned(size_t align, size_t n)
 {
     char *raw, *p;
 
@@ -98,8 +98,15 @@ tr__calloc_aligned(size_t align, size_t n)
     p = (char *)(((uintptr_t)raw + sizeof(void *) + align - 1) &
                  ~(uintptr_t)(align - 1));
     memcpy(p - sizeof(void *), &raw, sizeof raw);
-    memset(p, 0, n);
     return p;
+}
+
+void *
+tr__calloc_aligned(size_t align, size_t n)
+{
+    void *p = tr__alloc_aligned(align, n);
+
+    return p != NULL ? memset(p, 0, n) : NULL;
 }
 
 void

@@ -1099,8 +1099,12 @@ test_actor_limit_outside_batches(void **state)
 
 /* ---- States start zeroed ----------------------------------------------- */
 
-/* One state small enough to live in its slot's area of the table, one
- * from the allocator. */
+/* One state small enough to live in its actor's header, one in its slot's
+ * area of the table, one from the allocator. */
+typedef struct tiny_state {
+    unsigned char b[16];
+} tiny_state;
+
 typedef struct small_state {
     unsigned char b[48];
 } small_state;
@@ -1134,6 +1138,13 @@ zs_check(tr_cx *cx, unsigned char *b, size_t n)
 }
 
 static tr_status
+tiny_init(tr_cx *cx, tiny_state *self, const void *unused)
+{
+    (void)unused;
+    return zs_check(cx, self->b, sizeof self->b);
+}
+
+static tr_status
 small_init(tr_cx *cx, small_state *self, const void *unused)
 {
     (void)unused;
@@ -1147,12 +1158,15 @@ large_init(tr_cx *cx, large_state *self, const void *unused)
     return zs_check(cx, self->b, sizeof self->b);
 }
 
+TR_ACTOR(tiny_state_actor, tiny_state, TR_ON_INIT(void, tiny_init));
 TR_ACTOR(small_state_actor, small_state, TR_ON_INIT(void, small_init));
 TR_ACTOR(large_state_actor, large_state, TR_ON_INIT(void, large_init));
 
 static void
 test_states_start_zeroed(void **state)
 {
+    static const tr_behavior *const kinds[] = {
+        &tiny_state_actor, &small_state_actor, &large_state_actor};
     uint32_t max_slot = 0;
     tr_ref r;
 
@@ -1161,9 +1175,7 @@ test_states_start_zeroed(void **state)
     g_rt = it_runtime(2, NULL);
     for (uint32_t round = 0; round < ZERO_ROUNDS; round++) {
         for (uint32_t i = 0; i < ZERO_N; i++) {
-            TR_ASSERT_OK(
-                tr_spawn(g_rt, i % 2 ? &large_state_actor : &small_state_actor,
-                         NULL, &r));
+            TR_ASSERT_OK(tr_spawn(g_rt, kinds[(i + round) % 3], NULL, &r));
             max_slot = r.slot_ > max_slot ? r.slot_ : max_slot;
         }
         IT_WAIT_UNTIL(it_stats(g_rt).alive == 0);

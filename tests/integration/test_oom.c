@@ -347,6 +347,119 @@ blocking_run_walks_every_allocation(void **state)
     assert_int_equal(atomic_load(&g_job_cancels), 0);
 }
 
+/* A consumer that frees one slot wakes one waiter and keeps the rest in
+ * hand, in its ext record; with no memory for that record, it wakes them
+ * all at once instead. The consumer is a thread actor, so its thread's
+ * allocations can fail on their own: only inside its receives. One worker
+ * runs the producers one after the other, so once main sees every send but
+ * the first FLOOD_CAP held, at least three producers are muted on the
+ * consumer, and the first receive grabs them and frees one slot while
+ * another message waits (with none left, the consumer would go idle and
+ * wake them all anyway). */
+#define FLOOD_CAP       2u
+#define FLOOD_PRODUCERS 4u
+#define FLOOD_EACH      10u
+#define FLOOD_TOTAL     (FLOOD_PRODUCERS * FLOOD_EACH)
+
+static struct {
+    _Atomic int go;          /* main lets the consumer start receiving */
+    _Atomic uint32_t got;    /* messages it received */
+    _Atomic uint32_t failed; /* receives in which an allocation failed */
+} g_flood;
+
+static tr_status
+flood_init(tr_cx *cx, void *self, const tr_ref *to)
+{
+    long one = 1;
+
+    (void)self;
+    for (uint32_t i = 0; i < FLOOD_EACH; i++) {
+        tr_status st = tr_send(cx, *to, MSG_ADD, &one, sizeof one);
+
+        if (st != TR_OK && st != TR_PENDING) {
+            return st;
+        }
+    }
+    return TR_OK;
+}
+
+TR_ACTOR(flood_actor, char, TR_ON_INIT(tr_ref, flood_init));
+
+static void
+flooded_thread(tr_thread *self, void *arg)
+{
+    tr_thread_msg m;
+
+    (void)arg;
+    while (!atomic_load_explicit(&g_flood.go, memory_order_acquire)) {
+        tr_test_sleep_ms(1);
+    }
+    for (;;) {
+        bool arm = atomic_load_explicit(&g_flood.got, memory_order_relaxed) <
+                   FLOOD_TOTAL;
+        tr_status st;
+
+        if (arm) {
+            fail_alloc_arm(1); /* this thread's next allocation fails */
+        }
+        st = tr_thread_receive(self, &m, TR_THREAD_FOREVER);
+        if (arm && fail_alloc_count() > 0) {
+            atomic_fetch_add_explicit(&g_flood.failed, 1, memory_order_relaxed);
+        }
+        fail_alloc_disarm();
+        if (st != TR_OK) {
+            return;
+        }
+        atomic_fetch_add_explicit(&g_flood.got, 1, memory_order_release);
+    }
+}
+
+static void
+waiters_in_hand_without_memory_are_all_woken(void **state)
+{
+    tr_config cfg = {0};
+    tr_mailbox_opts mo = {.capacity = FLOOD_CAP, .overflow = TR_BACKPRESSURE};
+    tr_spawn_opts po = {0};
+    tr_runtime *rt = NULL;
+    tr_thread *t = NULL;
+    tr_ref c, p;
+    tr_stats s;
+    uint64_t end;
+
+    (void)state;
+    memset(&g_flood, 0, sizeof g_flood);
+    cfg.workers = 1;
+    TR_ASSERT_OK(tr_runtime_new(&rt, &cfg));
+    TR_ASSERT_OK(
+        tr_thread_spawn(rt, "flooded", &mo, flooded_thread, NULL, &c, &t));
+    po.arg = &c;
+    po.arg_len = sizeof c;
+    for (uint32_t i = 0; i < FLOOD_PRODUCERS; i++) {
+        TR_ASSERT_OK(tr_spawn(rt, &flood_actor, &po, &p));
+    }
+    end = tr_test_now_ns() + tr_test_scaled_ms(5000) * 1000000u;
+    do {
+        assert_true(tr_test_now_ns() < end);
+        tr_test_sleep_ms(1);
+        TR_ASSERT_OK(tr_runtime_stats(rt, &s));
+    } while (s.held < FLOOD_TOTAL - FLOOD_CAP);
+    atomic_store_explicit(&g_flood.go, 1, memory_order_release);
+    while (atomic_load_explicit(&g_flood.got, memory_order_acquire) <
+           FLOOD_TOTAL) {
+        assert_true(tr_test_now_ns() < end);
+        tr_test_sleep_ms(1);
+    }
+    /* The first receive could not keep its waiters (later ones may not
+     * have needed to), and every held send arrived all the same. */
+    assert_true(atomic_load(&g_flood.failed) >= 1);
+    TR_ASSERT_OK(tr_runtime_stats(rt, &s));
+    assert_int_equal(s.held, FLOOD_TOTAL - FLOOD_CAP);
+    assert_int_equal(s.dead_letters, 0);
+    TR_ASSERT_OK(tr_stop(rt, c));
+    TR_ASSERT_OK(tr_thread_join(&t));
+    tr_runtime_destroy(&rt);
+}
+
 int
 main(void)
 {
@@ -367,6 +480,8 @@ main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(blocking_run_walks_every_allocation,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            waiters_in_hand_without_memory_are_all_woken, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
