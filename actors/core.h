@@ -456,6 +456,12 @@ struct tr_runtime {
      * RMW by spawns and ends; see tr__alive for the count itself. */
     _Atomic uint64_t alive;
     _Atomic uint32_t high_seen; /* mirror of high for lock-free walkers */
+    /* Thread actors opened and not yet through their end (thread.c). Their
+     * threads are not the runtime's to join, and an end still uses the
+     * runtime after it counts the actor out of `alive`, so shutdown also
+     * waits for this to reach 0 (acquire, against the decrement's release,
+     * the end's last touch of the runtime). */
+    _Atomic uint32_t thread_ends;
 
     tr__local *wc;     /* one per worker */
     tr__local outside; /* outside threads */

@@ -747,12 +747,14 @@ fail_rt:
     return st;
 }
 
-/* Waits until no actor is alive. */
+/* Waits until no actor is alive, and no thread actor's end still runs. */
 static void
 wait_none_alive(tr_runtime *rt)
 {
     pthread_mutex_lock(&rt->life_lock);
-    while (tr__alive(rt) != 0) {
+    /* acquire: pairs with the release that ends a thread actor's end. */
+    while (tr__alive(rt) != 0 ||
+           atomic_load_explicit(&rt->thread_ends, memory_order_acquire) != 0) {
         struct timespec ts;
 
         /* Wake every millisecond as well: life_cond is a hint (see

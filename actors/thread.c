@@ -76,9 +76,15 @@ tr__thread_next(tr_thread *t, uint64_t deadline, tr__msg **out)
         }
         tr__turn_sys(&t->cx, &consumed);
         if (a->lflags & TR__L_ENDING) {
+            tr_runtime *rt = t->rt;
+
             tr__actor_end(&t->cx, consumed);
             t->owned = false;
             t->ended = true;
+            /* release: the end's uses of rt happen before shutdown's
+             * acquire load sees the count drop (see thread_ends). */
+            atomic_fetch_sub_explicit(&rt->thread_ends, 1,
+                                      memory_order_release);
             return TR_EDEAD;
         }
         n = tr__actor_pop(a);
@@ -118,10 +124,15 @@ tr__thread_open(tr_thread *t, tr_runtime *rt, tr__actor *parent,
     t->beh.name = t->name;
     t->beh.state_size = sizeof *box;
     t->cx.rt = rt;
+    /* relaxed: the spawn publishes the actor with release stores (its
+     * epoch, its life) after this, and shutdown acquires one of those
+     * before it waits on the count (see thread_ends). */
+    atomic_fetch_add_explicit(&rt->thread_ends, 1, memory_order_relaxed);
     /* The box is the actor's state (its end frees it): how the trampoline
      * finds nothing but the actor, and the consumer finds its handle. */
     st = tr__spawn(rt, parent, &t->beh, &o, TR__L_THREAD, box, NULL, &t->ref);
     if (st != TR_OK) {
+        atomic_fetch_sub_explicit(&rt->thread_ends, 1, memory_order_release);
         tr__free(box);
         return st;
     }
