@@ -58,9 +58,9 @@ bool tr__grow(void **arr, uint32_t n, uint32_t *cap, size_t elem);
 void *tr__realloc(void *p, size_t n);
 void tr__free(void *p);
 /* Memory aligned to `align` (a power of two), for structs with
- * cache-line-aligned fields: left as the allocator gives it (a large block
- * is then not resident until touched), or zeroed (calloc_). Release with
- * tr__free_aligned. */
+ * cache-line-aligned fields: tr__alloc_aligned leaves it as the allocator
+ * gives it (a large block is then not resident until touched),
+ * tr__calloc_aligned zeroes it. Release either with tr__free_aligned. */
 void *tr__alloc_aligned(size_t align, size_t n);
 void *tr__calloc_aligned(size_t align, size_t n);
 void tr__free_aligned(void *p);
