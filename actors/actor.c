@@ -226,6 +226,7 @@ tr__spawn(tr_runtime *rt, tr__actor *parent, const tr_behavior *b,
     tr__local *l;
     bool outside;
     tr__actor *a;
+    tr__own *own;
     tr__msg *m;
     tr__ext *ext = NULL;
     void *self_state = given;
@@ -309,22 +310,25 @@ tr__spawn(tr_runtime *rt, tr__actor *parent, const tr_behavior *b,
     /* Waiters that registered with the slot's previous actor after its last
      * look: wake them so they find it gone. */
     wake_shared(rt, a);
+    own = tr__own_of(a);
     if (inline_state && b->state_size <= TR__STATE_SMALL) {
-        self_state = memset(a->small_state, 0, TR__STATE_SMALL);
+        memset(own->small_state, 0, TR__STATE_SMALL);
     } else if (inline_state) {
-        self_state = memset(tr__state_area(a), 0, TR__STATE_INLINE);
+        memset(tr__state_area(a), 0, TR__STATE_INLINE);
+    } else {
+        memcpy(own->small_state, &self_state, sizeof self_state);
+        lflags |= TR__L_STATE_PTR;
     }
-    a->beh = b;
-    a->state = self_state;
-    /* release: see tr__actor.policy. */
-    atomic_store_explicit(&a->policy, (uint8_t)policy, memory_order_release);
-    a->lflags =
+    own->beh = b;
+    /* release: see tr__own.policy. */
+    atomic_store_explicit(&own->policy, (uint8_t)policy, memory_order_release);
+    own->lflags =
         (uint8_t)(lflags | (policy == TR_DROP_OLDEST ? TR__L_DROP_OLDEST : 0));
-    a->ext = ext;
+    own->ext = ext;
     if (child != NULL) {
         ext->child = child;
     }
-    atomic_store_explicit(&a->wflags, 0, memory_order_relaxed);
+    atomic_store_explicit(&own->wflags, 0, memory_order_relaxed);
     atomic_store_explicit(&a->muted_on, 0, memory_order_relaxed);
     gen = atomic_load_explicit(&a->gen, memory_order_relaxed);
     m->type = TR__SYS_INIT;
@@ -334,13 +338,13 @@ tr__spawn(tr_runtime *rt, tr__actor *parent, const tr_behavior *b,
     /* The init message is in the mailbox from the start, so the mailbox
      * counts the actor as scheduled: no sender can schedule it before the
      * call below, which runs it after the link commit. */
-    tr__mbox_open(&a->mb, gen, capacity, &m->node);
+    tr__mbox_open(&a->mb, &own->sys, gen, capacity, &m->node);
     /* seq_cst: release lets shutdown's walk see a fully set up actor, and
      * this store with the state load below is one half of a Dekker pair
      * with shutdown (it stores STOPPING, then walks `life`): a spawn that
      * raced past the first state check is either seen by the walk or sees
      * STOPPING itself. */
-    atomic_store_explicit(&a->life, TR__LIFE_ALIVE, memory_order_seq_cst);
+    atomic_store_explicit(&own->life, TR__LIFE_ALIVE, memory_order_seq_cst);
     if (o->link) {
         /* Both sides before it runs: its end, even in init, signals us. */
         tr__link_commit(parent, ext, m->from, m->to);
@@ -411,11 +415,11 @@ tr__deliver_sys_to(tr_runtime *rt, tr__actor *a, tr__msg *m)
     }
     switch (tr__mbox_admit_sys(&a->mb, m->to.gen_, &w)) {
     case TR__ADMIT_SCHEDULE:
-        tr__mbox_push_sys(&a->mb, &m->node);
+        tr__mbox_push_sys(&tr__own_of(a)->sys, &m->node);
         tr__exec_schedule(rt->exec, &a->task);
         return TR_OK;
     case TR__ADMIT_OK:
-        tr__mbox_push_sys(&a->mb, &m->node);
+        tr__mbox_push_sys(&tr__own_of(a)->sys, &m->node);
         if (w & TR__MB_MUTE) {
             /* parked muted or suspended: system messages run */
             tr__actor_wake(rt, a);
@@ -460,13 +464,13 @@ tr__actor_wake(tr_runtime *rt, tr__actor *a)
     /* acq_rel: acquire pairs with the muting owner's release CAS (its turn
      * is over before we schedule it again); release publishes WAKE to an
      * owner still deciding whether to mute (see tr__mute). */
-    uint32_t old =
-        atomic_fetch_or_explicit(&a->wflags, TR__W_WAKE, memory_order_acq_rel);
+    uint32_t old = atomic_fetch_or_explicit(&tr__own_of(a)->wflags, TR__W_WAKE,
+                                            memory_order_acq_rel);
 
     /* The first waker of a parked muted actor schedules it; later ones see
      * WAKE already set and leave it. */
     if (old == TR__W_MUTED) {
-        atomic_store_explicit(&a->wflags, 0, memory_order_relaxed);
+        atomic_store_explicit(&tr__own_of(a)->wflags, 0, memory_order_relaxed);
         tr__exec_schedule(rt->exec, &a->task);
     }
 }
@@ -476,10 +480,10 @@ set_ending(tr_cx *cx, tr_exit_kind kind, int32_t code, const char *text)
 {
     size_t n;
 
-    if ((cx->self->lflags & TR__L_ENDING) && kind != TR_EXIT_KILLED) {
+    if ((cx->own->lflags & TR__L_ENDING) && kind != TR_EXIT_KILLED) {
         return; /* the first reason wins, but a kill wins over all */
     }
-    cx->self->lflags |= TR__L_ENDING;
+    cx->own->lflags |= TR__L_ENDING;
     cx->reason.kind = kind;
     cx->reason.code = code;
     /* A bounded copy: no formatting on the path every ending takes. */
@@ -491,38 +495,36 @@ set_ending(tr_cx *cx, tr_exit_kind kind, int32_t code, const char *text)
 void
 tr__run_init(tr_cx *cx, tr__msg *m)
 {
-    tr__actor *a = cx->self;
-    const tr_handler *init = tr__find_row(a->beh, TR_MSG_INIT);
+    const tr_handler *init = tr__find_row(cx->own->beh, TR_MSG_INIT);
     uint32_t type = m->type;
     tr_status st = TR_OK;
 
     if (init != NULL) {
         m->type = TR_MSG_INIT; /* what tr_msg_type() shows the hook */
         cx->msg = m;
-        st = init->fn(cx, a->state, m->len ? m->data : NULL);
+        st = init->fn(cx, cx->state, m->len ? m->data : NULL);
         cx->msg = NULL;
         m->type = type;
     }
     if (st < 0) {
         set_ending(cx, TR_EXIT_FAILED, st, "init failed");
     } else {
-        a->lflags |= TR__L_INITED;
+        cx->own->lflags |= TR__L_INITED;
     }
 }
 
 void
 tr__run_terminate(tr_cx *cx)
 {
-    tr__actor *a = cx->self;
     const tr_handler *term;
 
-    if (a->lflags & TR__L_INITED) {
-        term = tr__find_row(a->beh, TR_MSG_TERMINATE);
+    if (cx->own->lflags & TR__L_INITED) {
+        term = tr__find_row(cx->own->beh, TR_MSG_TERMINATE);
         if (term != NULL) {
             cx->msg = NULL;
-            (void)term->fn(cx, a->state, &cx->reason);
+            (void)term->fn(cx, cx->state, &cx->reason);
         }
-        a->lflags &= (uint8_t)~TR__L_INITED;
+        cx->own->lflags &= (uint8_t)~TR__L_INITED;
     }
 }
 
@@ -573,7 +575,7 @@ handle_sys(tr_cx *cx, tr__msg *m)
 void
 tr__turn_sys(tr_cx *cx, uint64_t *consumed)
 {
-    tr__mnode *s = tr__mbox_take_sys(&cx->self->mb);
+    tr__mnode *s = tr__mbox_take_sys(&cx->own->sys);
 
     while (s != NULL) {
         tr__mnode *next = atomic_load_explicit(&s->next, memory_order_relaxed);
@@ -591,19 +593,19 @@ tr__finish(tr_cx *cx, tr__msg *m, tr_status st)
 {
     tr__actor *a = cx->self;
 
-    if (tr__more(a) != NULL && a->ext->child != NULL &&
+    if (tr__more(a) != NULL && cx->own->ext->child != NULL &&
         tr__child_finish(cx, m, st)) {
         return; /* kept for a retry after the restart */
     }
     if (tr__is_request(m) && !cx->replied) {
-        if (st < 0 || (a->lflags & TR__L_ENDING)) {
+        if (st < 0 || (cx->own->lflags & TR__L_ENDING)) {
             /* Ending while its asker waits: the answer is that it is dead. */
             tr__reply_error(cx->rt, m, TR_EDEAD);
         } else {
             char text[TR__DETAIL];
             int n = snprintf(text, sizeof text,
                              "%s#%u handled type %u without replying",
-                             a->beh->name, a->slot, m->type);
+                             cx->own->beh->name, a->slot, m->type);
 
             TR__COUNT(cx->rt, unanswered, 1);
             tr__log(cx->rt, TR_LOG_ERROR, "%s", text);
@@ -635,7 +637,7 @@ call(tr_cx *cx, const tr_handler *row, tr__msg *m)
     cx->msg = m;
     cx->can_await = true;
     tr__watch_begin(m->type); /* the watchdog's view: see watchdog.c */
-    st = row->fn(cx, a->state, m->len ? m->data : NULL);
+    st = row->fn(cx, cx->state, m->len ? m->data : NULL);
     tr__watch_end();
     cx->can_await = false;
     cx->msg = NULL;
@@ -647,7 +649,7 @@ call(tr_cx *cx, const tr_handler *row, tr__msg *m)
         return;
     }
     if (x != NULL && x->kind != TR__AW_NONE) {
-        if (st == TR_PENDING && !(a->lflags & TR__L_ENDING)) {
+        if (st == TR_PENDING && !(cx->own->lflags & TR__L_ENDING)) {
             x->msg = m;
             x->row = row;
             x->replied = cx->replied;
@@ -700,7 +702,6 @@ tr__accept(tr_cx *cx, tr__msg *m)
 static inline __attribute__((always_inline)) bool
 dispatch(tr_cx *cx, tr__msg *m)
 {
-    tr__actor *a = cx->self;
     const tr_handler *row;
 
     /* Only reserved types (replies, DOWN) and messages with a deadline
@@ -709,9 +710,9 @@ dispatch(tr_cx *cx, tr__msg *m)
         !tr__accept(cx, m)) {
         return false;
     }
-    row = tr__find_row(a->beh, m->type);
+    row = tr__find_row(cx->own->beh, m->type);
     if (row == NULL) {
-        row = tr__find_row(a->beh, TR_MSG_UNHANDLED);
+        row = tr__find_row(cx->own->beh, TR_MSG_UNHANDLED);
         if (row == NULL) {
             tr__dead_letter(cx->rt, m, TR_EUNHANDLED);
             return false;
@@ -756,8 +757,8 @@ ends(tr_cx *cx)
 {
     tr__actor *a = cx->self;
 
-    return (a->lflags & TR__L_ENDING) &&
-           (tr__more(a) == NULL || a->ext->child == NULL ||
+    return (cx->own->lflags & TR__L_ENDING) &&
+           (tr__more(a) == NULL || cx->own->ext->child == NULL ||
             !tr__child_intercept(cx));
 }
 
@@ -775,28 +776,28 @@ tr__actor_end(tr_cx *cx, uint64_t consumed)
     uint64_t word;
 
     tr__mbox_close(&a->mb);
-    if (a->lflags & TR__L_DROP_OLDEST) {
+    if (cx->own->lflags & TR__L_DROP_OLDEST) {
         /* A swapper that saw this owner alive finishes before it ends. */
         tr__mbox_quiesce(&a->mb);
     }
     tr__run_terminate(cx);
-    if (a->lflags & TR__L_WATCHING) {
+    if (cx->own->lflags & TR__L_WATCHING) {
         tr__io_actor_end(rt, a); /* before the drain: see actors/io.c */
     }
     tr__bonds_end(cx);
-    if (tr__more(a) != NULL && a->ext->child != NULL) {
+    if (tr__more(a) != NULL && cx->own->ext->child != NULL) {
         tr__child_end(cx);
     }
     tr__outbox_force(rt, a);
-    if (a->ext != NULL) {
+    if (cx->own->ext != NULL) {
         /* Waiters in hand: they retry, find the actor dead, and learn. */
-        tr__wake_chain(rt, &a->ext->wpriv, TR__WAKE_ALL);
+        tr__wake_chain(rt, &cx->own->ext->wpriv, TR__WAKE_ALL);
     }
     tr__ext_end(cx);
-    if (a->lflags & TR__L_MUTE_HELD) {
+    if (cx->own->lflags & TR__L_MUTE_HELD) {
         consumed += TR__MB_MUTE;
     }
-    if (a->lflags & TR__L_WAIT_HELD) {
+    if (cx->own->lflags & TR__L_WAIT_HELD) {
         consumed += TR__MB_WAIT;
     }
     word = tr__mbox_add(&a->mb, (uint64_t)0 - consumed);
@@ -804,7 +805,7 @@ tr__actor_end(tr_cx *cx, uint64_t consumed)
      * be pushed, then dead-letter it. */
     while (word & (TR__MB_USER_MASK | TR__MB_SYS_MASK)) {
         tr__mnode *n = tr__actor_pop(a);
-        tr__mnode *s = tr__mbox_take_sys(&a->mb);
+        tr__mnode *s = tr__mbox_take_sys(&cx->own->sys);
         uint64_t k = 0;
 
         if (n != NULL) {
@@ -829,11 +830,11 @@ tr__actor_end(tr_cx *cx, uint64_t consumed)
     }
     wake_shared(rt, a);
     atomic_store_explicit(&a->muted_on, 0, memory_order_relaxed);
-    atomic_store_explicit(&a->wflags, 0, memory_order_relaxed);
-    if (a->state != a->small_state && a->state != tr__state_area(a)) {
-        tr__free(a->state);
+    atomic_store_explicit(&cx->own->wflags, 0, memory_order_relaxed);
+    if (cx->own->lflags & TR__L_STATE_PTR) {
+        tr__free(cx->state);
     }
-    a->state = NULL;
+    cx->state = NULL;
     tr__slot_release(rt, a);
 }
 
@@ -855,9 +856,9 @@ turn_release(tr_runtime *rt, tr__actor *a, uint64_t consumed, uint32_t n)
 {
     uint64_t word;
 
-    if (a->lflags & TR__L_MUTE_HELD) {
+    if (tr__own_of(a)->lflags & TR__L_MUTE_HELD) {
         consumed += TR__MB_MUTE;
-        a->lflags &= (uint8_t)~TR__L_MUTE_HELD;
+        tr__own_of(a)->lflags &= (uint8_t)~TR__L_MUTE_HELD;
     }
     word = tr__mbox_add(&a->mb, (uint64_t)0 - consumed);
     if (!(word & TR__MB_TOKENS)) {
@@ -867,7 +868,7 @@ turn_release(tr_runtime *rt, tr__actor *a, uint64_t consumed, uint32_t n)
     }
     if ((word & TR__MB_TOKENS) == TR__MB_WAIT) {
         tr__owner_wake(rt, a, TR__WAKE_ALL);
-        a->lflags &= (uint8_t)~TR__L_WAIT_HELD;
+        tr__own_of(a)->lflags &= (uint8_t)~TR__L_WAIT_HELD;
         word = tr__mbox_add(&a->mb, (uint64_t)0 - TR__MB_WAIT);
         if (!(word & TR__MB_TOKENS)) {
             wake_shared(rt, a); /* registered since: see the idle case */
@@ -877,11 +878,12 @@ turn_release(tr_runtime *rt, tr__actor *a, uint64_t consumed, uint32_t n)
         tr__owner_wake(rt, a, n);
     }
     /* Still ours (tokens nonzero): settle WAIT with the waiters in hand. */
-    if (tr__wpriv(a) != NULL && !(a->lflags & TR__L_WAIT_HELD)) {
+    if (tr__wpriv(a) != NULL && !(tr__own_of(a)->lflags & TR__L_WAIT_HELD)) {
         tr__mbox_add(&a->mb, TR__MB_WAIT);
-        a->lflags |= TR__L_WAIT_HELD;
-    } else if (tr__wpriv(a) == NULL && (a->lflags & TR__L_WAIT_HELD)) {
-        a->lflags &= (uint8_t)~TR__L_WAIT_HELD;
+        tr__own_of(a)->lflags |= TR__L_WAIT_HELD;
+    } else if (tr__wpriv(a) == NULL &&
+               (tr__own_of(a)->lflags & TR__L_WAIT_HELD)) {
+        tr__own_of(a)->lflags &= (uint8_t)~TR__L_WAIT_HELD;
         word = tr__mbox_add(&a->mb, (uint64_t)0 - TR__MB_WAIT);
         if (!(word & TR__MB_TOKENS)) {
             wake_shared(rt, a);
@@ -923,7 +925,7 @@ static inline void
 head_back(tr__actor *a, tr__mnode *const *head)
 {
     if (head != NULL) {
-        a->mb.head = *head;
+        tr__mbox_head_back(&a->mb, *head);
     }
 }
 
@@ -941,7 +943,7 @@ async_step(tr_cx *cx, tr__mnode *const *head, uint64_t *consumed,
 
     if (x != NULL && x->ready) {
         resume(cx);
-        if (a->lflags & TR__L_ENDING) {
+        if (cx->own->lflags & TR__L_ENDING) {
             return STEP_AGAIN; /* the loop's top decides */
         }
     }
@@ -972,7 +974,7 @@ async_step(tr_cx *cx, tr__mnode *const *head, uint64_t *consumed,
     if (x != NULL && x->child != NULL && x->child->poison != NULL) {
         /* Restarted: the message it failed on first, again. */
         (void)dispatch(cx, tr__child_retry(cx));
-        a->ext->child->retrying = NULL;
+        cx->own->ext->child->retrying = NULL;
         return STEP_AGAIN;
     }
     return STEP_GO;
@@ -993,15 +995,18 @@ tr__run(void *ctx, tr__worker *w, tr__task *item)
      * actor to another thread: muting or parking in async_step, and the
      * turn's end. Drop-oldest mailboxes pop under their lock instead. */
     tr__mnode *head, *const *own_head;
+    tr__own *own = tr__own_of(a);
 
-    if (a->lflags & TR__L_THREAD) {
+    if (own->lflags & TR__L_THREAD) {
         tr__thread_handoff(a); /* its own thread runs the turn */
         return;
     }
-    own_head = (a->lflags & TR__L_DROP_OLDEST) ? NULL : &head;
-    head = own_head ? a->mb.head : NULL;
+    own_head = (own->lflags & TR__L_DROP_OLDEST) ? NULL : &head;
+    head = own_head ? tr__mbox_head(&a->mb) : NULL;
     cx.rt = rt;
     cx.self = a;
+    cx.own = own;
+    cx.state = tr__state_of(a, own);
     cx.ref = tr__ref_of(rt, a);
     cx.w = w;
     cx.msg = NULL;
@@ -1023,16 +1028,15 @@ tr__run(void *ctx, tr__worker *w, tr__task *item)
          * it (relaxed: a hint; the word counts what is really there), so a
          * stop is handled after the message being handled, not after the
          * budget. */
-        if (look ||
-            atomic_load_explicit(&a->mb.sys, memory_order_relaxed) != NULL) {
+        if (look || tr__mbox_sys_waits(&own->sys)) {
             tr__turn_sys(&cx, &consumed);
             look = false;
         }
-        if ((a->lflags & TR__L_ENDING) && !ends(&cx)) {
+        if ((own->lflags & TR__L_ENDING) && !ends(&cx)) {
             look = true; /* a supervised child lives on */
             continue;
         }
-        if (a->ext != NULL && !(a->lflags & TR__L_ENDING)) {
+        if (own->ext != NULL && !(own->lflags & TR__L_ENDING)) {
             step st = async_step(&cx, own_head, &consumed, &freed);
 
             if (st == STEP_PARKED) {
@@ -1047,7 +1051,7 @@ tr__run(void *ctx, tr__worker *w, tr__task *item)
                 continue;
             }
         }
-        if (a->lflags & TR__L_ENDING) {
+        if (own->lflags & TR__L_ENDING) {
             break;
         }
         if (n >= budget && !held_up(a, n, budget)) {
@@ -1065,8 +1069,8 @@ tr__run(void *ctx, tr__worker *w, tr__task *item)
     }
     head_back(a, own_head);
     TR__COUNT(rt, handled, handled);
-    if (!(a->lflags & TR__L_ENDING) && tr__more(a) != NULL &&
-        a->ext->child != NULL && a->ext->child->draining && !suspended(a) &&
+    if (!(own->lflags & TR__L_ENDING) && tr__more(a) != NULL &&
+        own->ext->child != NULL && own->ext->child->draining && !suspended(a) &&
         (tr__mbox_word(&a->mb) & TR__MB_USER_MASK) ==
             (consumed & TR__MB_USER_MASK)) {
         /* Drained (whether the lane ran dry or the budget ended with it
@@ -1075,7 +1079,7 @@ tr__run(void *ctx, tr__worker *w, tr__task *item)
 
         tr__exit_with(&cx, &drained);
     }
-    if (a->lflags & TR__L_ENDING) {
+    if (own->lflags & TR__L_ENDING) {
         tr__actor_end(&cx, consumed);
         goto out;
     }

@@ -31,10 +31,10 @@ tr__ext_new(void)
 tr__ext *
 tr__ext_get(tr__actor *a)
 {
-    tr__ext *x = a->ext;
+    tr__ext *x = tr__own_of(a)->ext;
 
     if (x == NULL) {
-        a->ext = tr__ext_new();
+        tr__own_of(a)->ext = tr__ext_new();
     } else if (!x->full) {
         /* Held sends only so far: grow it (nothing points into it). */
         x = tr__realloc(x, sizeof *x);
@@ -43,20 +43,20 @@ tr__ext_get(tr__actor *a)
         }
         memset((char *)x + TR__EXT_SMALL, 0, sizeof *x - TR__EXT_SMALL);
         x->full = true;
-        a->ext = x;
+        tr__own_of(a)->ext = x;
     }
-    return a->ext;
+    return tr__own_of(a)->ext;
 }
 
 tr__ext *
 tr__ext_outbox(tr__actor *a)
 {
-    if (a->ext == NULL) {
+    if (tr__own_of(a)->ext == NULL) {
         /* Most actors that hold sends never need more: a muted producer
          * costs a few words, not the whole record. */
-        a->ext = tr__calloc(1, TR__EXT_SMALL);
+        tr__own_of(a)->ext = tr__calloc(1, TR__EXT_SMALL);
     }
-    return a->ext;
+    return tr__own_of(a)->ext;
 }
 
 uint64_t
@@ -172,7 +172,7 @@ tr_await_status(const tr_cx *cx)
 const char *
 tr_await_detail(const tr_cx *cx)
 {
-    return tr__more(cx->self) != NULL ? cx->self->ext->detail : "";
+    return tr__more(cx->self) != NULL ? cx->own->ext->detail : "";
 }
 
 /* Writes the chain of waiting actors from `a` back to it into x->detail:
@@ -188,8 +188,8 @@ name_cycle(tr_cx *cx, tr__ext *x)
     size_t n;
     int hops = 0;
 
-    n = (size_t)snprintf(x->detail, sizeof x->detail, "%s#%u", a->beh->name,
-                         a->slot);
+    n = (size_t)snprintf(x->detail, sizeof x->detail, "%s#%u",
+                         cx->own->beh->name, a->slot);
     while (at != 0 && at != self && n < sizeof x->detail) {
         tr_ref r = tr__ref_unpack(cx->rt, at);
         tr__actor *t = tr__lookup(cx->rt, r);
@@ -206,8 +206,8 @@ name_cycle(tr_cx *cx, tr__ext *x)
                : 0;
     }
     if (n < sizeof x->detail) {
-        snprintf(x->detail + n, sizeof x->detail - n, " -> %s#%u", a->beh->name,
-                 a->slot);
+        snprintf(x->detail + n, sizeof x->detail - n, " -> %s#%u",
+                 cx->own->beh->name, a->slot);
     }
 }
 
@@ -568,6 +568,6 @@ tr__ext_end(tr_cx *cx)
         }
         tr__msg_free(cx->rt, x->msg);
     }
-    tr__ext_free(cx->self->ext); /* full or small */
-    cx->self->ext = NULL;
+    tr__ext_free(cx->own->ext); /* full or small */
+    cx->own->ext = NULL;
 }

@@ -45,7 +45,7 @@ tr__child_new(tr_ref sup, uint32_t index, const tr_child_spec *cs,
 static void
 note(tr_cx *cx, tr_ref to, uint32_t what, uint32_t directive)
 {
-    tr__child *c = cx->self->ext->child;
+    tr__child *c = cx->own->ext->child;
     tr__child_note n = {tr_self(cx), c->index, what, directive, cx->reason};
 
     tr__notice(cx->rt, to, TR_MSG_CHILD, &n, sizeof n);
@@ -55,7 +55,7 @@ note(tr_cx *cx, tr_ref to, uint32_t what, uint32_t directive)
 static void
 drop_kept(tr_cx *cx, tr_status why)
 {
-    tr__child *c = cx->self->ext->child;
+    tr__child *c = cx->own->ext->child;
 
     if (c->poison != NULL) {
         tr__dead_letter(cx->rt, c->poison, why);
@@ -67,7 +67,7 @@ drop_kept(tr_cx *cx, tr_status why)
 bool
 tr__child_finish(tr_cx *cx, tr__msg *m, tr_status st)
 {
-    tr__child *c = cx->self->ext->child;
+    tr__child *c = cx->own->ext->child;
     tr_reason why = {TR_EXIT_FAILED, st, ""};
 
     if (st >= 0) {
@@ -118,10 +118,8 @@ decide(const tr__child *c, const tr_reason *why)
 static void
 terminate(tr_cx *cx)
 {
-    tr__actor *a = cx->self;
-
     tr__run_terminate(cx);
-    memset(a->state, 0, a->beh->state_size);
+    memset(cx->state, 0, cx->own->beh->state_size);
 }
 
 /* Runs the init hook again with the kept argument; false when it failed
@@ -136,14 +134,13 @@ init_again(tr_cx *cx, tr__child *c)
     init.data = c->arg;
     init.len = (uint32_t)c->arg_len;
     tr__run_init(cx, &init);
-    return !(cx->self->lflags & TR__L_ENDING);
+    return !(cx->own->lflags & TR__L_ENDING);
 }
 
 bool
 tr__child_intercept(tr_cx *cx)
 {
-    tr__actor *a = cx->self;
-    tr__child *c = a->ext->child;
+    tr__child *c = cx->own->ext->child;
     tr_exit_kind k = cx->reason.kind;
     tr_directive d;
 
@@ -154,14 +151,14 @@ tr__child_intercept(tr_cx *cx)
     switch (d) {
     case TR_RESUME:
         drop_kept(cx, TR_EFAILED);
-        a->lflags &= (uint8_t)~TR__L_ENDING;
+        cx->own->lflags &= (uint8_t)~TR__L_ENDING;
         return true;
     case TR_RESTART:
         if (c->poison != NULL && c->attempts > c->retry) {
             drop_kept(cx, TR_EPOISON); /* quarantined; the child goes on */
         }
         terminate(cx);
-        a->lflags &= (uint8_t)~TR__L_ENDING;
+        cx->own->lflags &= (uint8_t)~TR__L_ENDING;
         if (c->self_restart) {
             note(cx, c->sup, TR__CHILD_RESTARTED, TR_RESTART);
             if (!init_again(cx, c)) {
@@ -185,9 +182,9 @@ tr__child_sys(tr_cx *cx, const tr__msg *m)
 {
     static const tr_reason drained = {TR_EXIT_SHUTDOWN, 0, "drained"};
     tr__actor *a = cx->self;
-    tr__child *c = tr__more(a) ? a->ext->child : NULL;
+    tr__child *c = tr__more(a) ? cx->own->ext->child : NULL;
 
-    if (c == NULL || (a->lflags & TR__L_ENDING)) {
+    if (c == NULL || (cx->own->lflags & TR__L_ENDING)) {
         return; /* not supervised (never sent), or ending anyway */
     }
     switch (m->type) {
@@ -208,7 +205,7 @@ tr__child_sys(tr_cx *cx, const tr__msg *m)
         break;
     default: /* TR__SYS_DRAIN */
         tr__mbox_close_user(&a->mb);
-        if (tr__find_row(a->beh, TR_MSG_CHILD) != NULL && !c->down) {
+        if (tr__find_row(cx->own->beh, TR_MSG_CHILD) != NULL && !c->down) {
             /* A supervisor: it stops its own children first, and ends
              * (TR_EXIT_SHUTDOWN) when they are gone. */
             note(cx, tr_self(cx), TR__CHILD_DRAIN, 0);
@@ -225,7 +222,7 @@ tr__child_sys(tr_cx *cx, const tr__msg *m)
 void
 tr__child_drain(tr_cx *cx)
 {
-    tr__child *c = cx->self->ext->child;
+    tr__child *c = cx->own->ext->child;
 
     c->draining = true;
 }
@@ -233,7 +230,7 @@ tr__child_drain(tr_cx *cx)
 tr__msg *
 tr__child_retry(tr_cx *cx)
 {
-    tr__child *c = cx->self->ext->child;
+    tr__child *c = cx->own->ext->child;
     tr__msg *m = c->poison;
 
     c->poison = NULL;
@@ -244,7 +241,7 @@ tr__child_retry(tr_cx *cx)
 void
 tr__child_end(tr_cx *cx)
 {
-    tr__child *c = cx->self->ext->child;
+    tr__child *c = cx->own->ext->child;
 
     drop_kept(cx, TR_EDEAD);
     note(cx, c->sup, TR__CHILD_ENDED, c->directive);

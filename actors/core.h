@@ -15,6 +15,7 @@
 #define TR_ACTORS_CORE_H
 
 #include <pthread.h>
+#include <string.h>
 
 #include "troupe/troupe.h"
 
@@ -259,48 +260,63 @@ struct tr__mon {
  * changed; thread.c). */
 #define TR__L_THREAD 32u
 /* ... its policy is TR_DROP_OLDEST (set at spawn, never changed): the
- * owner's copy of `policy`, on its own line (see tr__actor). */
+ * owner's copy of `policy`, in its own record (see tr__own). */
 #define TR__L_DROP_OLDEST 64u
+/* ... its state is not in the chunk (a malloc'd one, or given by the
+ * spawner): small_state holds its pointer, which its end frees. */
+#define TR__L_STATE_PTR 128u
 
 /* life (any thread reads; the spawner and the owner write). */
 #define TR__LIFE_FREE  0u
 #define TR__LIFE_ALIVE 1u
 
 /* Where an actor's state lives, by its behavior's state_size: up to
- * TR__STATE_SMALL bytes in the header itself (a ref, or two counters), on
- * the line the owner reads on every message; up to TR__STATE_INLINE bytes
- * in the slot's own area of its chunk (see tr__state_area); beyond, in a
- * malloc'd block. The first two cost no allocator call at spawn or end,
- * and no cross-thread free when one thread spawns and another ends the
- * actor. Chunk memory is touched page by page as it is used, so slots
- * whose states fit the header never touch the chunk's state areas: an
- * idle actor with a small state costs its 128-byte header and no more. */
+ * TR__STATE_SMALL bytes in its owner record itself (a ref, or two
+ * counters), on the line the owner reads on every message; up to
+ * TR__STATE_INLINE bytes in the slot's own area of its chunk; beyond, in a
+ * malloc'd block whose pointer the small state area holds (TR__L_STATE_PTR,
+ * as for a state the spawner gave). The first two cost no allocator call
+ * at spawn or end, and no cross-thread free when one thread spawns and
+ * another ends the actor. Chunk memory is touched page by page as it is
+ * used, so slots whose states fit the record never touch the chunk's state
+ * areas: an idle actor with a small state costs its 112 bytes and no more
+ * (see tr__own_of). */
 #define TR__STATE_SMALL 16u
 
+/* An actor is two records in its table chunk: the line that senders write
+ * (tr__actor, one cache line each) and the record its owner reads on every
+ * message (tr__own, 48 bytes), in two arrays, so that senders' RMWs never
+ * pull the owner's line away from the core running the actor, and the
+ * actor costs 112 bytes, not two lines. Code passes tr__actor pointers
+ * and reaches the owner record through tr__own_of. */
 typedef struct tr__actor {
-    /* First cache line: what senders write (the mailbox's first 48 bytes
-     * end it), what they read first (the generation, in lookups) and what
-     * the executor links. */
+    /* What senders read first (the generation, in lookups), what they
+     * write (the mailbox) and what the executor links. */
     _Atomic uint32_t gen; /* spawner writes before publishing; any reads */
     uint32_t slot;        /* set once with the chunk */
     tr__task task;        /* the executor's; see exec.h */
-    /* Straddles the two lines (asserted below): the system lane's top
-     * starts the second. */
     tr__mailbox mb;
-    /* Second cache line: what the owner reads on every message; written
-     * at most a few times in an actor's life, or while it waits. */
-    const tr_behavior *beh; /* owner (set by the spawner before) */
-    void *state;            /* owner */
-    /* Owner: held sends and the rest of what few actors need (see
-     * tr__ext); most actors never have one. */
-    tr__ext *ext;
     _Atomic uint64_t muted_on; /* slot+1 << 32 | gen of the actor this one
                                   waits on (TR__EDGE_AWAIT set: for a
                                   reply), 0 when none; the owner stores,
                                   answerers CAS an await edge away, cycle
                                   walkers load */
-    _Atomic uint32_t wflags;   /* TR__W_*; any thread */
-    _Atomic uint8_t life;      /* TR__LIFE_*; shutdown walks it */
+} tr__actor;
+
+_Static_assert(sizeof(tr__actor) == TR_CACHE_LINE,
+               "an actor's sender line is one cache line");
+
+typedef struct tr__own {
+    /* The system lane, which the consumer polls after every message:
+     * producers write this line only for system messages, so it stays
+     * read-mostly (see docs/internals/mailbox.md). */
+    tr__lane sys;
+    const tr_behavior *beh; /* owner (set by the spawner before) */
+    /* Owner: held sends and the rest of what few actors need (see
+     * tr__ext); most actors never have one. */
+    tr__ext *ext;
+    _Atomic uint32_t wflags; /* TR__W_*; any thread */
+    _Atomic uint8_t life;    /* TR__LIFE_*; shutdown walks it */
     /* tr_overflow; the spawner stores it (release) before publishing the
      * mailbox epoch; a sender whose admission found the lane full loads it
      * (acquire) and then re-checks the generation: the actor may have ended
@@ -309,19 +325,12 @@ typedef struct tr__actor {
      * owner reads its copy in lflags. */
     _Atomic uint8_t policy;
     uint8_t lflags; /* TR__L_*; owner */
-    /* The state of a behavior whose state_size is at most
-     * TR__STATE_SMALL, on the line the owner reads anyway; owner. */
+    /* The state of a behavior whose state_size is at most TR__STATE_SMALL,
+     * or the pointer to one elsewhere (TR__L_STATE_PTR); owner. */
     alignas(16) unsigned char small_state[TR__STATE_SMALL];
-} tr__actor;
+} tr__own;
 
-/* The split described in tr__actor; chunks of actors are line-aligned. */
-_Static_assert(offsetof(tr__actor, mb) + TR__MB_POLLED_OFFSET == TR_CACHE_LINE,
-               "the system lane's top must start the second line");
-_Static_assert(sizeof(tr__actor) == 2 * TR_CACHE_LINE,
-               "an actor header is two cache lines");
-_Static_assert(offsetof(tr__actor, small_state) ==
-                   2 * TR_CACHE_LINE - TR__STATE_SMALL,
-               "the small state area ends the header");
+_Static_assert(sizeof(tr__own) == 48, "an owner record is 48 bytes");
 
 /* What the actor layer keeps per worker: counters (the worker's thread
  * stores, anyone loads) and its small message blocks. A block goes back to
@@ -401,26 +410,65 @@ typedef struct tr__dl_sub {
 #define TR__CHUNK       (1u << TR__CHUNK_SHIFT)
 
 /* States of up to this many bytes (and more than TR__STATE_SMALL) live in
- * their slot's own area of the chunk, after its TR__CHUNK headers. 48
- * holds a ref, a pointer and two counters (skynet's nodes: 15% faster than
- * at 32, which sent them to malloc). */
+ * their slot's own area of the chunk. 48 holds a ref, a pointer and two
+ * counters (skynet's nodes: 15% faster than at 32, which sent them to
+ * malloc). */
 #define TR__STATE_INLINE 48u
-#define TR__CHUNK_BYTES                                                        \
-    ((size_t)TR__CHUNK * (sizeof(tr__actor) + TR__STATE_INLINE))
+/* A chunk: TR__CHUNK sender lines, then as many owner records, then as
+ * many state areas. */
+#define TR__CHUNK_OWN   ((size_t)TR__CHUNK * sizeof(tr__actor))
+#define TR__CHUNK_AREAS (TR__CHUNK_OWN + (size_t)TR__CHUNK * sizeof(tr__own))
+#define TR__CHUNK_BYTES (TR__CHUNK_AREAS + (size_t)TR__CHUNK * TR__STATE_INLINE)
 
-/* a's inline state area (TR__STATE_INLINE bytes, 16-byte aligned, like
- * malloc's). Neighbouring areas may share a cache line, so areas are laid
- * out with slot i's neighbours at i +- TR__CHUNK/2, not i +- 1: actors
- * spawned one after the other (a producer and its consumer, say) do not
- * write one line from two cores. */
-static inline void *
-tr__state_area(tr__actor *a)
+/* Where slot index i of a chunk keeps its owner record and state area.
+ * Neighbouring records and areas share cache lines, so they are laid out
+ * with slot i's neighbours at i +- TR__CHUNK/2, not i +- 1: actors spawned
+ * one after the other (a producer and its consumer, say) do not write one
+ * line from two cores. */
+static inline size_t
+tr__chunk_place(const tr__actor *a)
 {
     uint32_t i = a->slot & (TR__CHUNK - 1);
-    uint32_t area = ((i << 1) | (i >> (TR__CHUNK_SHIFT - 1))) & (TR__CHUNK - 1);
 
-    return (char *)(a - i) + (size_t)TR__CHUNK * sizeof(tr__actor) +
-           (size_t)area * TR__STATE_INLINE;
+    return ((i << 1) | (i >> (TR__CHUNK_SHIFT - 1))) & (TR__CHUNK - 1);
+}
+
+/* The start of a's chunk. */
+static inline char *
+tr__chunk_of(const tr__actor *a)
+{
+    return (char *)(uintptr_t)(a - (a->slot & (TR__CHUNK - 1)));
+}
+
+/* a's owner record. */
+static inline tr__own *
+tr__own_of(const tr__actor *a)
+{
+    return (tr__own *)(void *)(tr__chunk_of(a) + TR__CHUNK_OWN) +
+           tr__chunk_place(a);
+}
+
+/* a's inline state area (TR__STATE_INLINE bytes, 16-byte aligned, like
+ * malloc's). */
+static inline void *
+tr__state_area(const tr__actor *a)
+{
+    return tr__chunk_of(a) + TR__CHUNK_AREAS +
+           tr__chunk_place(a) * TR__STATE_INLINE;
+}
+
+/* Owner: a's state (see TR__STATE_SMALL). */
+static inline void *
+tr__state_of(const tr__actor *a, tr__own *o)
+{
+    void *p;
+
+    if (o->lflags & TR__L_STATE_PTR) {
+        memcpy(&p, o->small_state, sizeof p);
+        return p;
+    }
+    return o->beh->state_size <= TR__STATE_SMALL ? (void *)o->small_state
+                                                 : tr__state_area(a);
 }
 
 /* Runtime states (any thread loads; lifecycle calls store). */
@@ -496,6 +544,8 @@ struct tr_runtime {
 struct tr_cx {
     tr_runtime *rt;
     tr__actor *self;
+    tr__own *own; /* self's owner record (tr__own_of) */
+    void *state;  /* self's state (tr__state_of), fixed for its life */
     /* self's ref, read once per turn: its slot and generation share a line
      * with the mailbox word that every sender to it writes. */
     tr_ref ref;
@@ -605,7 +655,7 @@ static inline void
 tr__watch_turn(tr__local *l, tr__actor *a)
 {
     atomic_store_explicit(&l->wd_actor, a, memory_order_release);
-    atomic_store_explicit(&l->wd_beh, a->beh, memory_order_release);
+    atomic_store_explicit(&l->wd_beh, tr__own_of(a)->beh, memory_order_release);
 }
 
 static inline void
@@ -722,8 +772,9 @@ void tr__actor_end(tr_cx *cx, uint64_t consumed);
 static inline tr__mnode *
 tr__actor_pop(tr__actor *a)
 {
-    return (a->lflags & TR__L_DROP_OLDEST) ? tr__mbox_pop_locked(&a->mb)
-                                           : tr__mbox_pop(&a->mb);
+    return (tr__own_of(a)->lflags & TR__L_DROP_OLDEST)
+               ? tr__mbox_pop_locked(&a->mb)
+               : tr__mbox_pop(&a->mb);
 }
 
 static inline tr__actor *
@@ -914,21 +965,27 @@ tr_status tr__deliver(tr_runtime *rt, tr__actor *self, tr__msg *m,
 static inline tr__ext *
 tr__more(const tr__actor *a)
 {
-    return a->ext != NULL && a->ext->full ? a->ext : NULL;
+    tr__ext *x = tr__own_of(a)->ext;
+
+    return x != NULL && x->full ? x : NULL;
 }
 
 /* Owner: the waiter records in hand (tr__ext.wpriv), or NULL. */
 static inline tr__mnode *
 tr__wpriv(const tr__actor *a)
 {
-    return a->ext != NULL ? a->ext->wpriv : NULL;
+    tr__ext *x = tr__own_of(a)->ext;
+
+    return x != NULL ? x->wpriv : NULL;
 }
 
 /* Owner: the first held send, or NULL. */
 static inline tr__msg *
 tr__held(const tr__actor *a)
 {
-    return a->ext != NULL ? a->ext->head : NULL;
+    tr__ext *x = tr__own_of(a)->ext;
+
+    return x != NULL ? x->head : NULL;
 }
 /* Owner: the actor's full ext, allocated (or grown from a small one) on
  * first use; NULL without memory. */

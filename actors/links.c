@@ -255,7 +255,7 @@ tr__link_prepare(tr__actor *parent, tr__ext **child)
 void
 tr__link_commit(tr__actor *parent, tr__ext *child, tr_ref pref, tr_ref cref)
 {
-    parent->ext->links[parent->ext->nlinks++] = cref;
+    tr__own_of(parent)->ext->links[tr__own_of(parent)->ext->nlinks++] = cref;
     child->links[child->nlinks++] = pref;
 }
 

@@ -49,18 +49,18 @@ tr__wake_chain(tr_runtime *rt, tr__mnode **chain, uint32_t max)
 static void
 ext_trim(tr__actor *a)
 {
-    tr__ext *x = a->ext;
+    tr__ext *x = tr__own_of(a)->ext;
 
     if (!x->full && x->head == NULL && x->wpriv == NULL) {
         tr__free(x);
-        a->ext = NULL;
+        tr__own_of(a)->ext = NULL;
     }
 }
 
 void
 tr__owner_wake(tr_runtime *rt, tr__actor *a, uint32_t max)
 {
-    tr__ext *x = a->ext;
+    tr__ext *x = tr__own_of(a)->ext;
     tr__mnode *chain = x != NULL ? x->wpriv : NULL;
     uint32_t k = tr__wake_chain(rt, &chain, max);
 
@@ -152,7 +152,7 @@ outbox_append(tr__actor *self, tr__msg *m)
 static void
 outbox_advance(tr__actor *self, tr__msg *m, tr__msg *next, tr_status st)
 {
-    tr__ext *o = self->ext;
+    tr__ext *o = tr__own_of(self)->ext;
 
     o->head = next;
     if (next == NULL) {
@@ -174,7 +174,7 @@ outbox_advance(tr__actor *self, tr__msg *m, tr__msg *next, tr_status st)
 void
 tr__outbox_remove(tr__actor *self, tr__msg *m)
 {
-    tr__ext *o = self->ext;
+    tr__ext *o = tr__own_of(self)->ext;
     tr__msg *prev = NULL, *x = o->head;
 
     while (x != m) {
@@ -300,7 +300,7 @@ tr__deliver(tr_runtime *rt, tr__actor *self, tr__msg *m, tr__mode mode)
 
     if (mode == TR__FROM_ACTOR && tr__held(self) != NULL) {
         /* Something is held: keep send order by queueing behind it. */
-        if (self->ext->n >= rt->cfg.outbox_limit) {
+        if (tr__own_of(self)->ext->n >= rt->cfg.outbox_limit) {
             return TR_EFULL;
         }
         return hold(rt, self, m);
@@ -326,7 +326,7 @@ tr__deliver(tr_runtime *rt, tr__actor *self, tr__msg *m, tr__mode mode)
      * a policy stored by a later spawn of this slot carries that spawn's
      * generation with it (see tr__actor.policy), so the receiver we were
      * refused by has ended and the send is to a dead actor. */
-    policy = atomic_load_explicit(&a->policy, memory_order_acquire);
+    policy = atomic_load_explicit(&tr__own_of(a)->policy, memory_order_acquire);
     if (atomic_load_explicit(&a->gen, memory_order_acquire) != to.gen_) {
         tr__dead_letter(rt, m, TR_EDEAD);
         return TR_EDEAD;
@@ -505,17 +505,18 @@ force_first(tr_runtime *rt, tr__actor *a)
 static void
 park_prepare(tr_runtime *rt, tr__actor *a, uint64_t *consumed, uint32_t freed)
 {
-    if (!(a->lflags & TR__L_MUTE_HELD)) {
+    if (!(tr__own_of(a)->lflags & TR__L_MUTE_HELD)) {
         *consumed -= TR__MB_MUTE;
-        a->lflags |= TR__L_MUTE_HELD;
+        tr__own_of(a)->lflags |= TR__L_MUTE_HELD;
     }
     tr__mbox_add(&a->mb, (uint64_t)0 - *consumed);
     *consumed = 0;
     if (freed > 0) {
         tr__owner_wake(rt, a, freed);
-        if (tr__wpriv(a) != NULL && !(a->lflags & TR__L_WAIT_HELD)) {
+        if (tr__wpriv(a) != NULL &&
+            !(tr__own_of(a)->lflags & TR__L_WAIT_HELD)) {
             tr__mbox_add(&a->mb, TR__MB_WAIT);
-            a->lflags |= TR__L_WAIT_HELD;
+            tr__own_of(a)->lflags |= TR__L_WAIT_HELD;
         }
     }
 }
@@ -540,16 +541,17 @@ park_try(tr__actor *a)
     if (tr__mbox_word(&a->mb) & TR__MB_SYS_MASK) {
         return PARK_SYS;
     }
-    old = atomic_load_explicit(&a->wflags, memory_order_acquire);
+    old = atomic_load_explicit(&tr__own_of(a)->wflags, memory_order_acquire);
     /* release: our turn's writes go to the waker that schedules us. */
     if (!(old & TR__W_WAKE) &&
-        atomic_compare_exchange_strong_explicit(&a->wflags, &old, TR__W_MUTED,
-                                                memory_order_acq_rel,
-                                                memory_order_acquire)) {
+        atomic_compare_exchange_strong_explicit(
+            &tr__own_of(a)->wflags, &old, TR__W_MUTED, memory_order_acq_rel,
+            memory_order_acquire)) {
         return PARKED;
     }
     /* A wake came in while we were deciding: take it. */
-    atomic_fetch_and_explicit(&a->wflags, ~TR__W_WAKE, memory_order_acq_rel);
+    atomic_fetch_and_explicit(&tr__own_of(a)->wflags, ~TR__W_WAKE,
+                              memory_order_acq_rel);
     return PARK_RETRY;
 }
 
@@ -653,7 +655,7 @@ tr__park(tr_runtime *rt, tr__actor *a, uint64_t *consumed, uint32_t freed)
 
     /* Nothing else queued: go idle like any actor; the answer it awaits
      * schedules it (cheaper than parking with MUTE and being woken). */
-    if (!(a->lflags & (TR__L_MUTE_HELD | TR__L_WAIT_HELD)) &&
+    if (!(tr__own_of(a)->lflags & (TR__L_MUTE_HELD | TR__L_WAIT_HELD)) &&
         tr__mbox_release_idle(&a->mb, *consumed)) {
         tr__mnode *chain = tr__mbox_grab_waiters(&a->mb);
 
@@ -713,7 +715,7 @@ tr__send_msg(tr_runtime *rt, tr__actor *self, tr__msg *m)
     } else {
         /* A thread actor is a thread: it blocks rather than mutes. */
         st = tr__deliver(rt, self, m,
-                         self && !(self->lflags & TR__L_THREAD)
+                         self && !(tr__own_of(self)->lflags & TR__L_THREAD)
                              ? TR__FROM_ACTOR
                              : TR__FROM_THREAD);
     }

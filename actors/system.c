@@ -128,19 +128,20 @@ take_slots(tr_runtime *rt, uint32_t *dst, uint32_t want, tr_status *st)
             atomic_load_explicit(&rt->chunks[c], memory_order_relaxed);
 
         if (chunk == NULL) {
-            /* Only the headers are zeroed: the state areas after them are
-             * set by each spawn that uses one, so their pages stay untouched
-             * (not resident) until then. */
+            /* Only the sender lines and owner records are zeroed: the
+             * state areas after them are set by each spawn that uses one,
+             * so their pages stay untouched (not resident) until then. */
             chunk = tr__alloc_aligned(TR_CACHE_LINE, TR__CHUNK_BYTES);
             if (chunk == NULL) {
                 break;
             }
-            memset(chunk, 0, (size_t)TR__CHUNK * sizeof *chunk);
+            memset(chunk, 0, TR__CHUNK_AREAS);
             for (uint32_t i = 0; i < TR__CHUNK; i++) {
                 chunk[i].slot = (c << TR__CHUNK_SHIFT) | i;
                 /* Generations start at 1: 0 is TR_NOREF's. */
                 atomic_store_explicit(&chunk[i].gen, 1, memory_order_relaxed);
-                tr__mbox_open(&chunk[i].mb, 1, 0, NULL);
+                tr__mbox_open(&chunk[i].mb, &tr__own_of(&chunk[i])->sys, 1, 0,
+                              NULL);
                 tr__mbox_close(&chunk[i].mb);
             }
             /* release: publishes the initialized headers to lookups. */
@@ -348,7 +349,8 @@ tr__slot_release(tr_runtime *rt, tr__actor *a)
     /* release: lookups that acquire the new generation see a dead header
      * (and the count above). */
     atomic_store_explicit(&a->gen, gen, memory_order_release);
-    atomic_store_explicit(&a->life, TR__LIFE_FREE, memory_order_release);
+    atomic_store_explicit(&tr__own_of(a)->life, TR__LIFE_FREE,
+                          memory_order_release);
     if (l != NULL && l->slot_len == TR__SLOT_CACHE) {
         /* Full: the oldest batch goes to the shared ring. */
         pthread_mutex_lock(&rt->table_lock);
@@ -846,8 +848,9 @@ tr_runtime_shutdown(tr_runtime *rt, uint32_t drain_ms)
         tr__actor *a = slot_at(rt, i);
 
         /* seq_cst: the walk's half of the Dekker pair with spawn(). */
-        if (a != NULL && atomic_load_explicit(&a->life, memory_order_seq_cst) ==
-                             TR__LIFE_ALIVE) {
+        if (a != NULL &&
+            atomic_load_explicit(&tr__own_of(a)->life, memory_order_seq_cst) ==
+                TR__LIFE_ALIVE) {
             (void)tr__send_sys(rt, tr__ref_of(rt, a), TR__SYS_STOP, &why,
                                sizeof why);
         }

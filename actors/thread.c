@@ -17,10 +17,11 @@ tr__thread_handoff(tr__actor *a)
     /* acq_rel: release hands this turn's ownership (acquired through the
      * run queue from the scheduling admission) to the consumer's acquire
      * load in take_turn; acquire orders our read of the old value. */
-    if (atomic_fetch_or_explicit(&a->wflags, TR__T_HANDED,
-                                 memory_order_acq_rel) &
+    _Atomic uint32_t *word = &tr__own_of(a)->wflags;
+
+    if (atomic_fetch_or_explicit(word, TR__T_HANDED, memory_order_acq_rel) &
         TR__T_SLEEP) {
-        tr__futex_wake(&a->wflags, 1);
+        tr__futex_wake(word, 1);
     }
 }
 
@@ -28,15 +29,17 @@ tr__thread_handoff(tr__actor *a)
 static bool
 take_turn(tr__actor *a, uint64_t deadline)
 {
+    _Atomic uint32_t *word = &tr__own_of(a)->wflags;
+
     for (;;) {
         /* acquire: pairs with the handoff's release. */
-        uint32_t v = atomic_load_explicit(&a->wflags, memory_order_acquire);
+        uint32_t v = atomic_load_explicit(word, memory_order_acquire);
         uint64_t now;
 
         if (v & TR__T_HANDED) {
             /* relaxed: no handoff comes until we release the tokens we now
              * hold (a stray WAKE bit may be lost, which is harmless). */
-            atomic_store_explicit(&a->wflags, 0, memory_order_relaxed);
+            atomic_store_explicit(word, 0, memory_order_relaxed);
             return true;
         }
         now = tr__now_ns();
@@ -46,12 +49,12 @@ take_turn(tr__actor *a, uint64_t deadline)
         /* relaxed: announces the sleep; the handoff's RMW reads it (its
          * release/acquire is on the HANDED bit, above). */
         if (!(v & TR__T_SLEEP) &&
-            !atomic_compare_exchange_strong_explicit(
-                &a->wflags, &v, v | TR__T_SLEEP, memory_order_relaxed,
-                memory_order_relaxed)) {
+            !atomic_compare_exchange_strong_explicit(word, &v, v | TR__T_SLEEP,
+                                                     memory_order_relaxed,
+                                                     memory_order_relaxed)) {
             continue; /* handed (or a stray wake) meanwhile */
         }
-        tr__futex_wait(&a->wflags, v | TR__T_SLEEP,
+        tr__futex_wait(word, v | TR__T_SLEEP,
                        deadline == UINT64_MAX ? 0 : deadline - now);
     }
 }
@@ -75,7 +78,7 @@ tr__thread_next(tr_thread *t, uint64_t deadline, tr__msg **out)
             t->owned = true;
         }
         tr__turn_sys(&t->cx, &consumed);
-        if (a->lflags & TR__L_ENDING) {
+        if (t->cx.own->lflags & TR__L_ENDING) {
             tr_runtime *rt = t->rt;
 
             tr__actor_end(&t->cx, consumed);
@@ -139,6 +142,8 @@ tr__thread_open(tr_thread *t, tr_runtime *rt, tr__actor *parent,
     /* Alive until this handle's consumer ends it, so the lookup holds. */
     t->a = tr__lookup(rt, t->ref);
     t->cx.self = t->a;
+    t->cx.own = tr__own_of(t->a);
+    t->cx.state = tr__state_of(t->a, t->cx.own);
     t->cx.ref = t->ref;
     return TR_OK;
 }

@@ -5,21 +5,20 @@
 #include <sched.h>
 
 void
-tr__mbox_open(tr__mailbox *mb, uint32_t gen, uint32_t capacity,
+tr__mbox_open(tr__mailbox *mb, tr__lane *sys, uint32_t gen, uint32_t capacity,
               tr__mnode *first)
 {
     /* `waiters` is left alone: a stale sender may register between the
      * previous owner's last wake-up and this open; its record stays for the
      * new owner to wake (harmlessly: it retries and finds its actor gone)
      * or for the runtime's destroy to free. Clearing it here leaked it. */
-    atomic_store_explicit(&mb->stub.next, NULL, memory_order_relaxed);
-    atomic_store_explicit(&mb->tail, &mb->stub, memory_order_relaxed);
+    atomic_store_explicit(&mb->tail, NULL, memory_order_relaxed);
+    atomic_store_explicit(&mb->head, NULL, memory_order_relaxed);
     if (first != NULL) {
         atomic_store_explicit(&first->next, NULL, memory_order_relaxed);
     }
-    atomic_store_explicit(&mb->sys, first, memory_order_relaxed);
+    atomic_store_explicit(&sys->top, first, memory_order_relaxed);
     atomic_store_explicit(&mb->capacity, capacity, memory_order_relaxed);
-    mb->head = &mb->stub;
     /* release: publishes the reset lanes above (and `first`) to any
      * producer whose admission CAS (acquire) reads this epoch; the owner's
      * turn sees them through the scheduling that follows. */
@@ -98,12 +97,18 @@ tr__mbox_push(tr__mailbox *mb, tr__mnode *n)
     atomic_store_explicit(&n->next, NULL, memory_order_relaxed);
     /* acq_rel: release publishes n's contents (and n->next = NULL) to the
      * producer that links behind n and to the consumer; acquire orders our
-     * store to prev->next after whoever pushed prev. */
+     * store below after whoever pushed prev, or, when the lane was empty,
+     * after the consumer's store of NULL to head (its CAS of the tail to
+     * NULL releases it). */
     prev = atomic_exchange_explicit(&mb->tail, n, memory_order_acq_rel);
-    /* release: pairs with the consumer's acquire load of next in pop(), so
-     * it sees n's payload once it sees the link. Between the exchange and
-     * this store the queue is "in flight": pop() reports empty. */
-    atomic_store_explicit(&prev->next, n, memory_order_release);
+    /* release: pairs with the consumer's acquire load of head or of next in
+     * pop, so it sees n's payload once it sees the link. Between the
+     * exchange and this store the push is "in flight": pop reports empty. */
+    if (prev == NULL) {
+        atomic_store_explicit(&mb->head, n, memory_order_release);
+    } else {
+        atomic_store_explicit(&prev->next, n, memory_order_release);
+    }
 }
 
 static void
@@ -144,15 +149,15 @@ take_stack(_Atomic(tr__mnode *) *top)
 }
 
 void
-tr__mbox_push_sys(tr__mailbox *mb, tr__mnode *n)
+tr__mbox_push_sys(tr__lane *sys, tr__mnode *n)
 {
-    push_stack(&mb->sys, n);
+    push_stack(&sys->top, n);
 }
 
 tr__mnode *
-tr__mbox_take_sys(tr__mailbox *mb)
+tr__mbox_take_sys(tr__lane *sys)
 {
-    return take_stack(&mb->sys);
+    return take_stack(&sys->top);
 }
 
 void
@@ -174,30 +179,42 @@ tr__mbox_grab_waiters(tr__mailbox *mb)
 tr__mnode *
 tr__mbox_pop_at(tr__mailbox *mb, tr__mnode **headp)
 {
-    tr__mnode *head = *headp;
-    /* acquire: pairs with the release store of prev->next in push(). */
-    tr__mnode *next = atomic_load_explicit(&head->next, memory_order_acquire);
+    tr__mnode *head = *headp, *next, *last;
 
-    if (head == &mb->stub) {
-        if (next == NULL) {
-            return NULL;
+    if (head == NULL) {
+        head = tr__mbox_head(mb);
+        if (head == NULL) {
+            return NULL; /* empty, or its first push is in flight */
         }
-        *headp = next;
-        head = next;
-        next = atomic_load_explicit(&next->next, memory_order_acquire);
+        *headp = head;
     }
+    /* acquire: pairs with the release store of prev->next in push. */
+    next = atomic_load_explicit(&head->next, memory_order_acquire);
     if (next != NULL) {
         *headp = next;
         return head;
     }
     /* head is the last linked node. If a push is in flight behind it, wait
-     * for the link rather than park the stub behind a half-pushed node. */
-    if (head != atomic_load_explicit(&mb->tail, memory_order_acquire)) {
+     * for its link rather than hand head out with a producer about to write
+     * into it. */
+    if (head != atomic_load_explicit(&mb->tail, memory_order_relaxed)) {
         return NULL;
     }
-    /* Re-insert the stub so head can be handed out: the queue must never
-     * be left with no node in it. */
-    tr__mbox_push(mb, &mb->stub);
+    /* Empty the lane: head first, so the next producer's store of its node
+     * to head comes after ours (it reads the NULL tail that our CAS
+     * releases). */
+    atomic_store_explicit(&mb->head, NULL, memory_order_relaxed);
+    last = head;
+    /* release: see above; relaxed on failure: the link is read below. */
+    if (atomic_compare_exchange_strong_explicit(&mb->tail, &last, NULL,
+                                                memory_order_release,
+                                                memory_order_relaxed)) {
+        *headp = NULL;
+        return head;
+    }
+    /* A producer exchanged the tail behind head since: hand head out once
+     * its link is there. Meanwhile *headp still holds head, which the
+     * caller stores back. */
     next = atomic_load_explicit(&head->next, memory_order_acquire);
     if (next != NULL) {
         *headp = next;
@@ -209,7 +226,11 @@ tr__mbox_pop_at(tr__mailbox *mb, tr__mnode **headp)
 tr__mnode *
 tr__mbox_pop(tr__mailbox *mb)
 {
-    return tr__mbox_pop_at(mb, &mb->head);
+    tr__mnode *head = tr__mbox_head(mb);
+    tr__mnode *n = tr__mbox_pop_at(mb, &head);
+
+    tr__mbox_head_back(mb, head);
+    return n;
 }
 
 static void

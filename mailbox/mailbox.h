@@ -26,12 +26,15 @@
  *   reaches a later owner of the same slot.
  *
  * Concurrency: push/admit/add_waiter from any thread; pop/take/release only
- * from the thread running the owner. The user lane is Vyukov's intrusive
- * MPSC queue: one exchange per push, wait-free for producers; a pop can see
- * a push in flight (exchanged, not yet linked) and then reports empty while
- * the word still counts the message, so consumers trust the word, not a
- * NULL pop. The system lane and the waiter list are Treiber stacks that the
- * consumer takes whole. */
+ * from the thread running the owner. The user lane is an intrusive MPSC
+ * queue after Vyukov's, without his resting node: an empty lane has a NULL
+ * tail, and the producer that finds it so links its node as the head (one
+ * exchange per push, wait-free for producers); the consumer that takes the
+ * last node CASes the tail back to NULL. A pop can see a push in flight
+ * (exchanged, not yet linked) and then reports empty while the word still
+ * counts the message, so consumers trust the word, not a NULL pop. The
+ * system lane (tr__lane, kept by the owner apart from the mailbox) and the
+ * waiter list are Treiber stacks that the consumer takes whole. */
 #ifndef TR_MAILBOX_H
 #define TR_MAILBOX_H
 
@@ -56,15 +59,15 @@ typedef struct tr__mnode {
     (TR__MB_USER_MASK | TR__MB_SYS_MASK | TR__MB_MUTE | TR__MB_WAIT)
 
 typedef struct tr__mailbox {
-    /* What senders touch (the first 48 bytes), then the system lane's top,
-     * which the consumer polls after every message. The owner (tr__actor)
-     * starts a cache line at `sys`, so that poll reads a line producers
-     * rarely write, and keeps the rest of that line read-mostly. The
+    /* What senders touch; the owner (tr__actor) keeps it on the line that
+     * holds all a sender writes, and the system lane (tr__lane) elsewhere,
+     * on a line the consumer polls and producers rarely write. The
      * consumer writes `head` back once a turn (see tr__mbox_pop_at), so
-     * producers' RMWs and its pops do not pass the line back and forth
-     * on every message. */
+     * producers' RMWs and its pops do not pass the line back and forth on
+     * every message. */
     _Atomic uint64_t word;        /* any thread; RMW only, see above */
-    _Atomic(tr__mnode *) tail;    /* producers: exchange; consumer: load */
+    _Atomic(tr__mnode *) tail;    /* producers: exchange; consumer: load,
+                                     and CAS to NULL when it empties the lane */
     _Atomic(tr__mnode *) waiters; /* senders waiting for room: any thread
                                      pushes (CAS); taken whole */
     /* Set by tr__mbox_open before it publishes the epoch (release); read by
@@ -75,14 +78,19 @@ typedef struct tr__mailbox {
     _Atomic uint32_t pop_lock; /* drop-oldest mailboxes only: serializes
                                   the consumer's pops with producers that
                                   drop the oldest message */
-    tr__mnode *head;           /* consumer only */
-    tr__mnode stub;            /* the queue's resting node: producers link
-                                  behind it when the lane was empty */
-    _Atomic(tr__mnode *) sys;  /* any thread pushes (CAS); consumer takes */
+    /* The oldest linked node, NULL when the lane is empty. The consumer's,
+     * but for one store: the producer whose exchange found the tail NULL
+     * stores its node here (release), after the consumer stored NULL and
+     * then emptied the tail (so that store is ordered after the
+     * consumer's). */
+    _Atomic(tr__mnode *) head;
 } tr__mailbox;
 
-/* Where the part the consumer polls starts (see tr__mailbox). */
-#define TR__MB_POLLED_OFFSET offsetof(tr__mailbox, sys)
+/* The system lane: a Treiber stack of system messages (any thread pushes;
+ * the consumer takes it whole, oldest first). */
+typedef struct tr__lane {
+    _Atomic(tr__mnode *) top;
+} tr__lane;
 
 typedef enum tr__admit {
     TR__ADMIT_OK,       /* counted; the owner was already scheduled */
@@ -100,16 +108,16 @@ tr__mb_epoch_bits(uint32_t gen)
     return (uint64_t)gen << TR__MB_EPOCH_SHIFT;
 }
 
-/* Sets up an empty mailbox for an owner of generation `gen`, or reopens a
- * drained one for the next owner of its slot (the memory must start
- * zeroed). Not concurrent with anything but admissions, which it makes fail
- * until it publishes the epoch, and waiter registrations, which it keeps.
- * `first`: NULL, or a system message that is in the mailbox from the start,
- * admitted and pushed in the same release store (one store where admission
- * and push cost two RMWs): the caller must then schedule the owner, as for
- * TR__ADMIT_SCHEDULE. */
-void tr__mbox_open(tr__mailbox *mb, uint32_t gen, uint32_t capacity,
-                   tr__mnode *first);
+/* Sets up an empty mailbox and system lane for an owner of generation
+ * `gen`, or reopens drained ones for the next owner of its slot (the memory
+ * must start zeroed). Not concurrent with anything but admissions, which it
+ * makes fail until it publishes the epoch, and waiter registrations, which
+ * it keeps. `first`: NULL, or a system message that is in the lane from the
+ * start, admitted and pushed in the same release store (one store where
+ * admission and push cost two RMWs): the caller must then schedule the
+ * owner, as for TR__ADMIT_SCHEDULE. */
+void tr__mbox_open(tr__mailbox *mb, tr__lane *sys, uint32_t gen,
+                   uint32_t capacity, tr__mnode *first);
 
 /* Counts one user message in, unless full (force: admit past capacity) or
  * the owner of `gen` is gone. On OK/SCHEDULE the caller must push the
@@ -123,14 +131,35 @@ tr__admit tr__mbox_admit_sys(tr__mailbox *mb, uint32_t gen, uint64_t *word_out);
 
 /* Pushes an admitted user message / system message. */
 void tr__mbox_push(tr__mailbox *mb, tr__mnode *n);
-void tr__mbox_push_sys(tr__mailbox *mb, tr__mnode *n);
+void tr__mbox_push_sys(tr__lane *sys, tr__mnode *n);
 
 /* Consumer: the oldest user message, or NULL when none is linked yet.
  * tr__mbox_pop_at works on a copy of mb->head in *head, which a turn keeps
- * in a local and stores back to mb->head before the owner can leave its
- * thread (not for drop-oldest mailboxes, whose producers pop too). */
+ * in a local (starting from tr__mbox_head) and stores back with
+ * tr__mbox_head_back before the owner can leave its thread (not for
+ * drop-oldest mailboxes, whose producers pop too). A NULL copy means the
+ * consumer emptied the lane: the next pop reads mb->head again, which a
+ * producer may have set meanwhile, and it is not stored back. */
 tr__mnode *tr__mbox_pop_at(tr__mailbox *mb, tr__mnode **head);
 tr__mnode *tr__mbox_pop(tr__mailbox *mb);
+
+static inline tr__mnode *
+tr__mbox_head(tr__mailbox *mb)
+{
+    /* acquire: pairs with the release store of a producer that found the
+     * lane empty, so its node is visible. */
+    return atomic_load_explicit(&mb->head, memory_order_acquire);
+}
+
+static inline void
+tr__mbox_head_back(tr__mailbox *mb, tr__mnode *head)
+{
+    if (head != NULL) {
+        /* relaxed: the consumer's own field while its copy is not NULL;
+         * the turn's hand-over (the word's release) publishes it. */
+        atomic_store_explicit(&mb->head, head, memory_order_relaxed);
+    }
+}
 
 /* Drop-oldest mailboxes: tr__mbox_pop under the pop lock. Consumer. */
 tr__mnode *tr__mbox_pop_locked(tr__mailbox *mb);
@@ -150,7 +179,15 @@ tr__admit tr__mbox_swap_oldest(tr__mailbox *mb, uint32_t gen, tr__mnode *n,
 
 /* Consumer: every system message pushed so far, oldest first (linked
  * through `next`, plain loads are fine after this returns). */
-tr__mnode *tr__mbox_take_sys(tr__mailbox *mb);
+tr__mnode *tr__mbox_take_sys(tr__lane *sys);
+
+/* Consumer: whether a system message may wait (relaxed: a hint; the word
+ * counts what is really there). */
+static inline bool
+tr__mbox_sys_waits(tr__lane *sys)
+{
+    return atomic_load_explicit(&sys->top, memory_order_relaxed) != NULL;
+}
 
 /* Consumer: adds `delta` (two's complement: releases counts, sets or
  * clears MUTE) and returns the new word. */

@@ -6,8 +6,11 @@
  *   producer is preempted between its admission and its push, so the
  *   consumer meets pushes in flight (a NULL pop while the word counts).
  *   About one message in 32 goes to the system lane instead.
- * - One consumer that takes the system lane, pops a random-size batch and
- *   releases the batch's counts with one tr__mbox_add, as a turn does.
+ * - One consumer that takes the system lane, pops a random-size batch
+ *   through a local copy of the head (tr__mbox_pop_at, stored back at the
+ *   end) and releases the batch's counts with one tr__mbox_add, as a turn
+ *   does; batches empty the lane (the tail back to NULL) and producers
+ *   refill it (setting the head) all the time.
  * - Checks: per-producer FIFO (sequence numbers consecutive per producer)
  *   on both lanes; exact totals; the user count never above C (seen by
  *   producers before each admission and by the consumer after each
@@ -74,6 +77,7 @@ typedef struct producer {
 
 struct run {
     tr__mailbox mb;
+    tr__lane sys;
     bool activation; /* test_activation_handoff's protocol */
     producer prod[MAX_THREADS];
     uint64_t total_user, total_sys;
@@ -113,7 +117,7 @@ deliver(run *r, producer *p, msg *m, tr__admit a)
         sched_yield(); /* leave the admission counted but not pushed */
     }
     if (m->sys) {
-        tr__mbox_push_sys(&r->mb, &m->node);
+        tr__mbox_push_sys(&r->sys, &m->node);
     } else {
         tr__mbox_push(&r->mb, &m->node);
     }
@@ -215,7 +219,8 @@ turn(run *r)
 {
     uint32_t budget = 1 + tr_stress_rnd(&r->crng, 2 * P.capacity);
     uint64_t consumed = 0;
-    tr__mnode *s = tr__mbox_take_sys(&r->mb);
+    tr__mnode *s = tr__mbox_take_sys(&r->sys);
+    tr__mnode *head;
     uint32_t k;
 
     r->turns++;
@@ -231,19 +236,23 @@ turn(run *r)
         consumed += TR__MB_SYS_ONE;
         s = next;
     }
+    /* As an actor's turn: the head in a local, stored back at the end
+     * (before the release that may hand the owner to another consumer). */
+    head = tr__mbox_head(&r->mb);
     for (k = 0; k < budget; k++) {
-        msg *m = (msg *)tr__mbox_pop(&r->mb);
+        msg *m = (msg *)tr__mbox_pop_at(&r->mb, &head);
 
         if (m == NULL) {
             break;
         }
         if (m->sys || !check_order(r, m)) {
             tr_stress_failf(&r->fail, "bad user message");
-            return consumed;
+            break;
         }
         r->user_got++;
         consumed += TR__MB_USER_ONE;
     }
+    tr__mbox_head_back(&r->mb, head);
     return consumed;
 }
 
@@ -381,7 +390,7 @@ run_init(run *r, bool activation)
     r->activation = activation;
     tr_stress_fail_init(&r->fail);
     sem_init(&r->act, 0, 0);
-    tr__mbox_open(&r->mb, GEN, P.capacity, NULL);
+    tr__mbox_open(&r->mb, &r->sys, GEN, P.capacity, NULL);
     r->crng = tr__mix64(&rng);
     for (i = 0; i < P.producers; i++) {
         producer *p = &r->prod[i];
@@ -430,7 +439,7 @@ check_end(run *r)
     }
     assert_int_equal(w, tr__mb_epoch_bits(GEN));
     assert_null(tr__mbox_pop(&r->mb));
-    assert_null(tr__mbox_take_sys(&r->mb));
+    assert_null(tr__mbox_take_sys(&r->sys));
     /* Each SCHEDULE was one idle->busy move of the tokens; the consumer
      * made every busy->idle move, and the run starts and ends idle. */
     assert_int_equal(atomic_load(&r->schedules),

@@ -16,6 +16,7 @@ typedef struct item {
 
 typedef struct fixture {
     tr__mailbox mb;
+    tr__lane sys;
     item items[NITEMS];
 } fixture;
 
@@ -85,10 +86,10 @@ test_open_sets_epoch(void **state)
 {
     fixture *f = *state;
 
-    tr__mbox_open(&f->mb, 5, 8, NULL);
+    tr__mbox_open(&f->mb, &f->sys, 5, 8, NULL);
     assert_int_equal(tr__mbox_word(&f->mb), tr__mb_epoch_bits(5));
     assert_null(tr__mbox_pop(&f->mb));
-    assert_null(tr__mbox_take_sys(&f->mb));
+    assert_null(tr__mbox_take_sys(&f->sys));
     assert_null(tr__mbox_grab_waiters(&f->mb));
 }
 
@@ -104,20 +105,20 @@ test_open_with_first(void **state)
     uint64_t w;
 
     f->items[0].node.next = &f->items[1].node; /* stale link, cut by open */
-    tr__mbox_open(&f->mb, 6, 8, &f->items[0].node);
+    tr__mbox_open(&f->mb, &f->sys, 6, 8, &f->items[0].node);
     assert_int_equal(tr__mbox_word(&f->mb),
                      tr__mb_epoch_bits(6) | TR__MB_SYS_ONE);
     assert_int_equal(tr__mbox_admit(&f->mb, 6, false, &w), TR__ADMIT_OK);
     assert_int_equal(tr__mbox_admit_sys(&f->mb, 6, &w), TR__ADMIT_OK);
-    tr__mbox_push_sys(&f->mb, &f->items[2].node);
-    n = tr__mbox_take_sys(&f->mb);
+    tr__mbox_push_sys(&f->sys, &f->items[2].node);
+    n = tr__mbox_take_sys(&f->sys);
     assert_int_equal(seq_of(n), 0);
     assert_int_equal(seq_of(next_of(n)), 2);
     assert_null(next_of(next_of(n)));
 
-    tr__mbox_open(&f->mb, 7, 8, NULL);
+    tr__mbox_open(&f->mb, &f->sys, 7, 8, NULL);
     assert_int_equal(tr__mbox_word(&f->mb), tr__mb_epoch_bits(7));
-    assert_null(tr__mbox_take_sys(&f->mb));
+    assert_null(tr__mbox_take_sys(&f->sys));
 }
 
 static void
@@ -125,10 +126,10 @@ test_pop_empty(void **state)
 {
     fixture *f = *state;
 
-    tr__mbox_open(&f->mb, 1, 8, NULL);
+    tr__mbox_open(&f->mb, &f->sys, 1, 8, NULL);
     assert_null(tr__mbox_pop(&f->mb));
     assert_null(tr__mbox_pop(&f->mb));
-    /* Emptied again after one message: the stub is back in place. */
+    /* Emptied again after one message: tail and head are NULL again. */
     assert_int_equal(send_user(f, 1, 0), TR__ADMIT_SCHEDULE);
     assert_int_equal(seq_of(tr__mbox_pop(&f->mb)), 0);
     assert_null(tr__mbox_pop(&f->mb));
@@ -137,13 +138,76 @@ test_pop_empty(void **state)
     assert_int_equal(user_count(tr__mbox_word(&f->mb)), 1);
 }
 
+/* A turn's copy of the head (tr__mbox_pop_at): popping the last message
+ * empties the lane and leaves the copy NULL; a producer then sets mb.head
+ * itself, the next pop of the same turn finds its message there, and
+ * storing a NULL copy back does not undo the producer's store. */
+static void
+test_pop_at_copy(void **state)
+{
+    fixture *f = *state;
+    tr__mnode *head;
+
+    tr__mbox_open(&f->mb, &f->sys, 1, 8, NULL);
+    assert_int_equal(send_user(f, 1, 0), TR__ADMIT_SCHEDULE);
+    assert_int_equal(send_user(f, 1, 1), TR__ADMIT_OK);
+    head = tr__mbox_head(&f->mb);
+    assert_int_equal(seq_of(tr__mbox_pop_at(&f->mb, &head)), 0);
+    assert_int_equal(seq_of(head), 1);
+    assert_int_equal(seq_of(tr__mbox_pop_at(&f->mb, &head)), 1);
+    assert_null(head);
+    assert_null(atomic_load(&f->mb.tail));
+    assert_int_equal(send_user(f, 1, 2), TR__ADMIT_OK);
+    assert_int_equal(seq_of(tr__mbox_head(&f->mb)), 2);
+    tr__mbox_head_back(&f->mb, head);
+    assert_int_equal(seq_of(tr__mbox_head(&f->mb)), 2);
+    assert_int_equal(seq_of(tr__mbox_pop_at(&f->mb, &head)), 2);
+    assert_null(tr__mbox_pop_at(&f->mb, &head));
+    /* A copy that moved on is stored back. */
+    assert_int_equal(send_user(f, 1, 3), TR__ADMIT_OK);
+    assert_int_equal(send_user(f, 1, 4), TR__ADMIT_OK);
+    head = tr__mbox_head(&f->mb);
+    assert_int_equal(seq_of(tr__mbox_pop_at(&f->mb, &head)), 3);
+    tr__mbox_head_back(&f->mb, head);
+    assert_int_equal(seq_of(tr__mbox_pop(&f->mb)), 4);
+    assert_null(tr__mbox_pop(&f->mb));
+}
+
+/* Pushes caught between their exchange and their link, made by hand: the
+ * first into an empty lane (its node not yet stored as the head), then one
+ * behind the last linked node (not yet linked to it). Pop reports empty
+ * for each, hands nothing out early, and finds both once they land. */
+static void
+test_pop_in_flight(void **state)
+{
+    fixture *f = *state;
+    tr__mnode *n0 = &f->items[0].node, *n1 = &f->items[1].node;
+
+    tr__mbox_open(&f->mb, &f->sys, 1, 8, NULL);
+    atomic_store(&n0->next, NULL);
+    assert_null(atomic_exchange(&f->mb.tail, n0));
+    assert_null(tr__mbox_pop(&f->mb));
+    atomic_store(&f->mb.head, n0); /* the first push lands */
+    atomic_store(&n1->next, NULL);
+    assert_ptr_equal(atomic_exchange(&f->mb.tail, n1), n0);
+    /* n0 is the last linked node, but not the tail: it stays. */
+    assert_null(tr__mbox_pop(&f->mb));
+    assert_ptr_equal(tr__mbox_head(&f->mb), n0);
+    atomic_store(&n0->next, n1); /* the second lands */
+    assert_int_equal(seq_of(tr__mbox_pop(&f->mb)), 0);
+    assert_int_equal(seq_of(tr__mbox_pop(&f->mb)), 1);
+    assert_null(tr__mbox_pop(&f->mb));
+    assert_null(atomic_load(&f->mb.tail));
+    assert_null(tr__mbox_head(&f->mb));
+}
+
 static void
 test_fifo(void **state)
 {
     fixture *f = *state;
     uint32_t i;
 
-    tr__mbox_open(&f->mb, 1, NITEMS, NULL);
+    tr__mbox_open(&f->mb, &f->sys, 1, NITEMS, NULL);
     for (i = 0; i < NITEMS; i++) {
         assert_int_equal(send_user(f, 1, i),
                          i == 0 ? TR__ADMIT_SCHEDULE : TR__ADMIT_OK);
@@ -158,7 +222,8 @@ test_fifo(void **state)
 }
 
 /* Pushes and pops interleaved in every pattern a small model allows: the
- * stub moves in and out of the queue, and order must survive that. */
+ * lane empties and fills again (the tail to NULL and back, the head set by
+ * a producer), and order must survive that. */
 static void
 test_fifo_interleaved(void **state)
 {
@@ -166,7 +231,7 @@ test_fifo_interleaved(void **state)
     uint64_t rng = 12345;
     uint32_t pushed = 0, popped = 0, round;
 
-    tr__mbox_open(&f->mb, 1, NITEMS, NULL);
+    tr__mbox_open(&f->mb, &f->sys, 1, NITEMS, NULL);
     for (round = 0; round < 2000; round++) {
         uint32_t npush = (uint32_t)(tr__mix64(&rng) % 4);
         uint32_t npop = (uint32_t)(tr__mix64(&rng) % 4);
@@ -207,7 +272,7 @@ test_capacity(void **state)
     uint64_t w = 0;
     uint32_t i;
 
-    tr__mbox_open(&f->mb, 3, 4, NULL);
+    tr__mbox_open(&f->mb, &f->sys, 3, 4, NULL);
     for (i = 0; i < 4; i++) {
         assert_int_equal(send_user(f, 3, i),
                          i == 0 ? TR__ADMIT_SCHEDULE : TR__ADMIT_OK);
@@ -254,7 +319,7 @@ test_capacity_zero(void **state)
     fixture *f = *state;
     uint64_t w;
 
-    tr__mbox_open(&f->mb, 1, 0, NULL);
+    tr__mbox_open(&f->mb, &f->sys, 1, 0, NULL);
     assert_int_equal(tr__mbox_admit(&f->mb, 1, false, &w), TR__ADMIT_FULL);
     assert_int_equal(tr__mbox_word(&f->mb), tr__mb_epoch_bits(1));
 }
@@ -268,7 +333,7 @@ test_count_fields_saturate(void **state)
     fixture *f = *state;
     uint64_t w;
 
-    tr__mbox_open(&f->mb, 2, 4, NULL);
+    tr__mbox_open(&f->mb, &f->sys, 2, 4, NULL);
     tr__mbox_add(&f->mb, TR__MB_USER_MASK - 1);
     assert_int_equal(tr__mbox_admit(&f->mb, 2, true, &w), TR__ADMIT_OK);
     assert_int_equal(tr__mbox_admit(&f->mb, 2, true, &w), TR__ADMIT_FULL);
@@ -291,7 +356,7 @@ test_epoch(void **state)
     fixture *f = *state;
     uint64_t w = 0xdeadbeef;
 
-    tr__mbox_open(&f->mb, 7, 4, NULL);
+    tr__mbox_open(&f->mb, &f->sys, 7, 4, NULL);
     assert_int_equal(tr__mbox_admit(&f->mb, 8, false, &w), TR__ADMIT_DEAD);
     assert_int_equal(tr__mbox_admit(&f->mb, 6, true, &w), TR__ADMIT_DEAD);
     assert_int_equal(tr__mbox_admit_sys(&f->mb, 8, &w), TR__ADMIT_DEAD);
@@ -312,7 +377,7 @@ test_epoch(void **state)
                      tr__mb_epoch_bits(7) | TR__MB_DEAD);
 
     /* The slot's next owner: the old generation stays dead. */
-    tr__mbox_open(&f->mb, 8, 4, NULL);
+    tr__mbox_open(&f->mb, &f->sys, 8, 4, NULL);
     assert_int_equal(tr__mbox_admit(&f->mb, 7, false, &w), TR__ADMIT_DEAD);
     assert_int_equal(send_user(f, 8, 1), TR__ADMIT_SCHEDULE);
     assert_int_equal(seq_of(tr__mbox_pop(&f->mb)), 1);
@@ -325,7 +390,7 @@ test_schedule_exactly_when_tokens_zero(void **state)
     fixture *f = *state;
     uint64_t w;
 
-    tr__mbox_open(&f->mb, 1, 8, NULL);
+    tr__mbox_open(&f->mb, &f->sys, 1, 8, NULL);
     assert_int_equal(tr__mbox_admit(&f->mb, 1, false, &w), TR__ADMIT_SCHEDULE);
     assert_int_equal(w, tr__mb_epoch_bits(1));
     assert_int_equal(tr__mbox_admit(&f->mb, 1, false, &w), TR__ADMIT_OK);
@@ -358,7 +423,7 @@ test_mute_token(void **state)
     fixture *f = *state;
     uint64_t w;
 
-    tr__mbox_open(&f->mb, 4, 8, NULL);
+    tr__mbox_open(&f->mb, &f->sys, 4, 8, NULL);
     assert_int_equal(tr__mbox_admit(&f->mb, 4, false, &w), TR__ADMIT_SCHEDULE);
     /* A muting turn releases its count and takes MUTE in one RMW. */
     w = tr__mbox_add(&f->mb, TR__MB_MUTE - 1);
@@ -373,7 +438,7 @@ test_mute_token(void **state)
     assert_int_equal(w, tr__mb_epoch_bits(4));
     assert_int_equal(tr__mbox_admit(&f->mb, 4, false, &w), TR__ADMIT_SCHEDULE);
     /* MUTE does not count against capacity. */
-    tr__mbox_open(&f->mb, 4, 1, NULL);
+    tr__mbox_open(&f->mb, &f->sys, 4, 1, NULL);
     tr__mbox_add(&f->mb, TR__MB_MUTE);
     assert_int_equal(tr__mbox_admit(&f->mb, 4, false, &w), TR__ADMIT_OK);
     assert_int_equal(tr__mbox_admit(&f->mb, 4, false, &w), TR__ADMIT_FULL);
@@ -387,33 +452,33 @@ test_sys_lane(void **state)
     uint64_t w;
     uint32_t i;
 
-    tr__mbox_open(&f->mb, 9, 2, NULL);
+    tr__mbox_open(&f->mb, &f->sys, 9, 2, NULL);
     /* Fill the user lane first: system admission ignores its capacity. */
     assert_int_equal(send_user(f, 9, 0), TR__ADMIT_SCHEDULE);
     assert_int_equal(send_user(f, 9, 1), TR__ADMIT_OK);
     assert_int_equal(send_user(f, 9, 2), TR__ADMIT_FULL);
     for (i = 10; i < 20; i++) {
         assert_int_equal(tr__mbox_admit_sys(&f->mb, 9, &w), TR__ADMIT_OK);
-        tr__mbox_push_sys(&f->mb, &f->items[i].node);
+        tr__mbox_push_sys(&f->sys, &f->items[i].node);
     }
     w = tr__mbox_word(&f->mb);
     assert_int_equal(user_count(w), 2);
     assert_int_equal(sys_count(w), 10);
 
-    n = tr__mbox_take_sys(&f->mb);
+    n = tr__mbox_take_sys(&f->sys);
     for (i = 10; i < 20; i++) {
         assert_int_equal(seq_of(n), i);
         n = next_of(n);
     }
     assert_null(n);
-    assert_null(tr__mbox_take_sys(&f->mb));
+    assert_null(tr__mbox_take_sys(&f->sys));
 
     /* A second batch after a take starts a fresh list. */
     for (i = 20; i < 23; i++) {
         assert_int_equal(tr__mbox_admit_sys(&f->mb, 9, &w), TR__ADMIT_OK);
-        tr__mbox_push_sys(&f->mb, &f->items[i].node);
+        tr__mbox_push_sys(&f->sys, &f->items[i].node);
     }
-    n = tr__mbox_take_sys(&f->mb);
+    n = tr__mbox_take_sys(&f->sys);
     for (i = 20; i < 23; i++) {
         assert_int_equal(seq_of(n), i);
         n = next_of(n);
@@ -435,7 +500,7 @@ test_waiters(void **state)
     tr__mnode *n;
     uint32_t i;
 
-    tr__mbox_open(&f->mb, 1, 1, NULL);
+    tr__mbox_open(&f->mb, &f->sys, 1, 1, NULL);
     assert_false(tr__mbox_has_waiters(&f->mb));
     assert_null(tr__mbox_grab_waiters(&f->mb));
     for (i = 0; i < 5; i++) {
@@ -467,7 +532,7 @@ test_swap_oldest(void **state)
     fixture *f = *state;
     tr__mnode *oldest;
 
-    tr__mbox_open(&f->mb, 2, 2, NULL);
+    tr__mbox_open(&f->mb, &f->sys, 2, 2, NULL);
     /* Room: admitted and pushed like a plain send. */
     oldest = NULL;
     assert_int_equal(
@@ -529,6 +594,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_open_sets_epoch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_with_first, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pop_empty, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pop_at_copy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pop_in_flight, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fifo, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fifo_interleaved, setup, teardown),
         cmocka_unit_test_setup_teardown(test_capacity, setup, teardown),
