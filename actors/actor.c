@@ -314,7 +314,7 @@ tr__spawn(tr_runtime *rt, tr__actor *parent, const tr_behavior *b,
     if (inline_state && b->state_size <= TR__STATE_SMALL) {
         memset(own->small_state, 0, TR__STATE_SMALL);
     } else if (inline_state) {
-        memset(tr__state_area(a), 0, TR__STATE_INLINE);
+        memset(tr__state_area(own), 0, TR__STATE_INLINE);
     } else {
         memcpy(own->small_state, &self_state, sizeof self_state);
         lflags |= TR__L_STATE_PTR;
@@ -593,7 +593,7 @@ tr__finish(tr_cx *cx, tr__msg *m, tr_status st)
 {
     tr__actor *a = cx->self;
 
-    if (tr__more(a) != NULL && cx->own->ext->child != NULL &&
+    if (tr__more(cx->own) != NULL && cx->own->ext->child != NULL &&
         tr__child_finish(cx, m, st)) {
         return; /* kept for a retry after the restart */
     }
@@ -636,13 +636,13 @@ call(tr_cx *cx, const tr_handler *row, tr__msg *m)
 
     cx->msg = m;
     cx->can_await = true;
-    tr__watch_begin(m->type); /* the watchdog's view: see watchdog.c */
+    tr__watch_begin(cx->l, m->type); /* the watchdog's view: watchdog.c */
     st = row->fn(cx, cx->state, m->len ? m->data : NULL);
-    tr__watch_end();
+    tr__watch_end(cx->l);
     cx->can_await = false;
     cx->msg = NULL;
     cx->point = 0;
-    x = tr__more(a);
+    x = tr__more(cx->own);
     if (TR_LIKELY(x == NULL) && st >= 0 && m->corr == 0) {
         /* The common case: a plain message, handled. */
         tr__msg_free(cx->rt, m);
@@ -742,9 +742,9 @@ resume(tr_cx *cx)
 /* True while the actor takes no user message: a handler of it is
  * suspended, or (supervised) it is terminated, waiting for its restart. */
 static bool
-suspended(const tr__actor *a)
+suspended(const tr__own *o)
 {
-    const tr__ext *x = tr__more(a);
+    const tr__ext *x = tr__more(o);
 
     return x != NULL &&
            (x->kind != TR__AW_NONE || (x->child != NULL && x->child->down));
@@ -755,10 +755,8 @@ suspended(const tr__actor *a)
 static bool
 ends(tr_cx *cx)
 {
-    tr__actor *a = cx->self;
-
     return (cx->own->lflags & TR__L_ENDING) &&
-           (tr__more(a) == NULL || cx->own->ext->child == NULL ||
+           (tr__more(cx->own) == NULL || cx->own->ext->child == NULL ||
             !tr__child_intercept(cx));
 }
 
@@ -785,7 +783,7 @@ tr__actor_end(tr_cx *cx, uint64_t consumed)
         tr__io_actor_end(rt, a); /* before the drain: see actors/io.c */
     }
     tr__bonds_end(cx);
-    if (tr__more(a) != NULL && cx->own->ext->child != NULL) {
+    if (tr__more(cx->own) != NULL && cx->own->ext->child != NULL) {
         tr__child_end(cx);
     }
     tr__outbox_force(rt, a);
@@ -852,13 +850,14 @@ tr__actor_end(tr_cx *cx, uint64_t consumed)
  * later), or only WAIT is left (the lane is empty: the room is there, and
  * a waiter woken earlier may never have used its slot). */
 static inline __attribute__((always_inline)) bool
-turn_release(tr_runtime *rt, tr__actor *a, uint64_t consumed, uint32_t n)
+turn_release(tr_runtime *rt, tr__actor *a, tr__own *o, uint64_t consumed,
+             uint32_t n)
 {
     uint64_t word;
 
-    if (tr__own_of(a)->lflags & TR__L_MUTE_HELD) {
+    if (o->lflags & TR__L_MUTE_HELD) {
         consumed += TR__MB_MUTE;
-        tr__own_of(a)->lflags &= (uint8_t)~TR__L_MUTE_HELD;
+        o->lflags &= (uint8_t)~TR__L_MUTE_HELD;
     }
     word = tr__mbox_add(&a->mb, (uint64_t)0 - consumed);
     if (!(word & TR__MB_TOKENS)) {
@@ -868,7 +867,7 @@ turn_release(tr_runtime *rt, tr__actor *a, uint64_t consumed, uint32_t n)
     }
     if ((word & TR__MB_TOKENS) == TR__MB_WAIT) {
         tr__owner_wake(rt, a, TR__WAKE_ALL);
-        tr__own_of(a)->lflags &= (uint8_t)~TR__L_WAIT_HELD;
+        o->lflags &= (uint8_t)~TR__L_WAIT_HELD;
         word = tr__mbox_add(&a->mb, (uint64_t)0 - TR__MB_WAIT);
         if (!(word & TR__MB_TOKENS)) {
             wake_shared(rt, a); /* registered since: see the idle case */
@@ -878,12 +877,11 @@ turn_release(tr_runtime *rt, tr__actor *a, uint64_t consumed, uint32_t n)
         tr__owner_wake(rt, a, n);
     }
     /* Still ours (tokens nonzero): settle WAIT with the waiters in hand. */
-    if (tr__wpriv(a) != NULL && !(tr__own_of(a)->lflags & TR__L_WAIT_HELD)) {
+    if (tr__wpriv(o) != NULL && !(o->lflags & TR__L_WAIT_HELD)) {
         tr__mbox_add(&a->mb, TR__MB_WAIT);
-        tr__own_of(a)->lflags |= TR__L_WAIT_HELD;
-    } else if (tr__wpriv(a) == NULL &&
-               (tr__own_of(a)->lflags & TR__L_WAIT_HELD)) {
-        tr__own_of(a)->lflags &= (uint8_t)~TR__L_WAIT_HELD;
+        o->lflags |= TR__L_WAIT_HELD;
+    } else if (tr__wpriv(o) == NULL && (o->lflags & TR__L_WAIT_HELD)) {
+        o->lflags &= (uint8_t)~TR__L_WAIT_HELD;
         word = tr__mbox_add(&a->mb, (uint64_t)0 - TR__MB_WAIT);
         if (!(word & TR__MB_TOKENS)) {
             wake_shared(rt, a);
@@ -896,7 +894,7 @@ turn_release(tr_runtime *rt, tr__actor *a, uint64_t consumed, uint32_t n)
 bool
 tr__turn_release(tr_runtime *rt, tr__actor *a, uint64_t consumed, uint32_t n)
 {
-    return turn_release(rt, a, consumed, n);
+    return turn_release(rt, a, tr__own_of(a), consumed, n);
 }
 
 /* Whether a turn that has used its budget goes on: while senders wait for
@@ -905,10 +903,10 @@ tr__turn_release(tr_runtime *rt, tr__actor *a, uint64_t consumed, uint32_t n)
  * for one slot each and mute again around it, which costs far more than
  * the messages, and they cannot run anyway until it makes room. */
 static inline bool
-held_up(tr__actor *a, uint32_t n, uint32_t budget)
+held_up(tr__actor *a, const tr__own *o, uint32_t n, uint32_t budget)
 {
     return n < TR__HELD_UP_BUDGETS * budget &&
-           (tr__wpriv(a) != NULL || tr__mbox_has_waiters(&a->mb));
+           (tr__wpriv(o) != NULL || tr__mbox_has_waiters(&a->mb));
 }
 
 /* What a turn does next, after async_step. */
@@ -939,7 +937,7 @@ async_step(tr_cx *cx, tr__mnode *const *head, uint64_t *consumed,
 {
     tr__actor *a = cx->self;
 
-    tr__ext *x = tr__more(a);
+    tr__ext *x = tr__more(cx->own);
 
     if (x != NULL && x->ready) {
         resume(cx);
@@ -947,23 +945,23 @@ async_step(tr_cx *cx, tr__mnode *const *head, uint64_t *consumed,
             return STEP_AGAIN; /* the loop's top decides */
         }
     }
-    if (tr__held(a) != NULL) {
+    if (tr__held(cx->own) != NULL) {
         head_back(a, head);
         if (tr__mute(cx->rt, a, consumed, *freed)) {
             return STEP_PARKED;
         }
         *freed = 0;
-        if (tr__held(a) != NULL) {
+        if (tr__held(cx->own) != NULL) {
             /* A system message kept it from muting: no user message runs;
              * the turn ends and the next one takes that message. */
             return STEP_STOP;
         }
     }
-    x = tr__more(a); /* (resume may have made it full) */
+    x = tr__more(cx->own); /* (resume may have made it full) */
     if (x != NULL && x->ready) {
         return STEP_AGAIN; /* an awaited send just went */
     }
-    if (suspended(a)) {
+    if (suspended(cx->own)) {
         head_back(a, head);
         if (tr__park(cx->rt, a, consumed, *freed)) {
             return STEP_PARKED;
@@ -1006,7 +1004,7 @@ tr__run(void *ctx, tr__worker *w, tr__task *item)
     cx.rt = rt;
     cx.self = a;
     cx.own = own;
-    cx.state = tr__state_of(a, own);
+    cx.state = tr__state_of(own);
     cx.ref = tr__ref_of(rt, a);
     cx.w = w;
     cx.msg = NULL;
@@ -1020,7 +1018,7 @@ tr__run(void *ctx, tr__worker *w, tr__task *item)
         tr__tls_local = &rt->wc[tr__worker_index(w)];
     }
     cx.l = tr__tls_local;
-    tr__watch_turn(cx.l, a);
+    tr__watch_turn(cx.l, a, own->beh);
     for (;;) {
         tr__mnode *m;
 
@@ -1054,7 +1052,7 @@ tr__run(void *ctx, tr__worker *w, tr__task *item)
         if (own->lflags & TR__L_ENDING) {
             break;
         }
-        if (n >= budget && !held_up(a, n, budget)) {
+        if (n >= budget && !held_up(a, own, n, budget)) {
             break;
         }
         m = own_head ? tr__mbox_pop_at(&a->mb, &head)
@@ -1069,8 +1067,9 @@ tr__run(void *ctx, tr__worker *w, tr__task *item)
     }
     head_back(a, own_head);
     TR__COUNT(rt, handled, handled);
-    if (!(own->lflags & TR__L_ENDING) && tr__more(a) != NULL &&
-        own->ext->child != NULL && own->ext->child->draining && !suspended(a) &&
+    if (!(own->lflags & TR__L_ENDING) && tr__more(own) != NULL &&
+        own->ext->child != NULL && own->ext->child->draining &&
+        !suspended(own) &&
         (tr__mbox_word(&a->mb) & TR__MB_USER_MASK) ==
             (consumed & TR__MB_USER_MASK)) {
         /* Drained (whether the lane ran dry or the budget ended with it
@@ -1083,7 +1082,7 @@ tr__run(void *ctx, tr__worker *w, tr__task *item)
         tr__actor_end(&cx, consumed);
         goto out;
     }
-    if (turn_release(rt, a, consumed, freed)) {
+    if (turn_release(rt, a, own, consumed, freed)) {
         tr__exec_yield(w, &a->task); /* more to do: after the others */
     }
 out:

@@ -172,7 +172,7 @@ tr_await_status(const tr_cx *cx)
 const char *
 tr_await_detail(const tr_cx *cx)
 {
-    return tr__more(cx->self) != NULL ? cx->own->ext->detail : "";
+    return tr__more(cx->own) != NULL ? cx->own->ext->detail : "";
 }
 
 /* Writes the chain of waiting actors from `a` back to it into x->detail:
@@ -272,7 +272,7 @@ tr_status
 tr__await_send_request(tr_cx *cx, uint32_t point, tr__msg *m, void *reply,
                        size_t reply_len)
 {
-    tr__ext *x = tr__more(cx->self);
+    tr__ext *x = tr__more(cx->own);
     uint64_t deadline = m->deadline; /* m is the receiver's once sent */
     tr_status st;
 
@@ -281,7 +281,7 @@ tr__await_send_request(tr_cx *cx, uint32_t point, tr__msg *m, void *reply,
     x->buf = reply;
     x->len = reply_len;
     x->kind = TR__AW_ASK; /* before the send: a held request mutes us */
-    st = tr__send_msg(cx->rt, cx->self, m);
+    st = tr__send_msg(cx->rt, cx->self, cx->own, m);
     if (!tr__taken(st)) {
         x->kind = TR__AW_NONE;
         tr__waits_reset(cx->self);
@@ -398,7 +398,7 @@ tr_ask(tr_cx *cx, tr_ref to, uint32_t type, const void *data, size_t len,
     if (m == NULL) {
         return TR_ENOMEM;
     }
-    st = tr__send_msg(cx->rt, cx->self, m);
+    st = tr__send_msg(cx->rt, cx->self, cx->own, m);
     if (!tr__taken(st)) {
         return st;
     }
@@ -412,7 +412,7 @@ tr_ask(tr_cx *cx, tr_ref to, uint32_t type, const void *data, size_t len,
 void
 tr__await_reply(tr_cx *cx, tr__msg *m)
 {
-    tr__ext *x = tr__more(cx->self);
+    tr__ext *x = tr__more(cx->own);
 
     if (x == NULL || x->kind != TR__AW_ASK || x->ready || x->corr != m->corr) {
         /* Its ask timed out, or the actor stopped awaiting it. */
@@ -441,7 +441,7 @@ tr__await_reply(tr_cx *cx, tr__msg *m)
 bool
 tr__pending_take(tr_cx *cx, const tr__msg *m)
 {
-    tr__ext *x = tr__more(cx->self);
+    tr__ext *x = tr__more(cx->own);
 
     for (uint32_t i = 0; x != NULL && i < x->npend; i++) {
         if (x->pend[i].corr != m->corr) {
@@ -478,7 +478,7 @@ expire_pending(tr_cx *cx, tr__pending *p)
 void
 tr__await_timeout(tr_cx *cx)
 {
-    tr__ext *x = tr__more(cx->self);
+    tr__ext *x = tr__more(cx->own);
     uint64_t now = tr__now_ns(), next = UINT64_MAX;
 
     if (x == NULL) {
@@ -522,7 +522,7 @@ tr__await_timeout(tr_cx *cx)
 bool
 tr__await_take(tr_cx *cx, tr__msg **m, const tr_handler **row)
 {
-    tr__ext *x = tr__more(cx->self);
+    tr__ext *x = tr__more(cx->own);
 
     if (x == NULL || !x->ready) {
         return false;
@@ -556,7 +556,7 @@ tr__ext_free(tr__ext *x)
 void
 tr__ext_end(tr_cx *cx)
 {
-    tr__ext *x = tr__more(cx->self);
+    tr__ext *x = tr__more(cx->own);
 
     if (x != NULL && x->kind != TR__AW_NONE) {
         TR__COUNT(cx->rt, awaiting, (uint64_t)-1);

@@ -294,7 +294,7 @@ submit(tr_runtime *rt, tr__actor *self, const tr_job *job)
     r = m->data;
     tls_submitting = r;
     tls_refused = false;
-    st = tr__send_msg(rt, self, m);
+    st = tr__send_msg(rt, self, tr__own_or_null(self), m);
     tls_submitting = NULL;
     if (st == TR_OK || st == TR_PENDING) {
         return st;

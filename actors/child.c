@@ -182,7 +182,7 @@ tr__child_sys(tr_cx *cx, const tr__msg *m)
 {
     static const tr_reason drained = {TR_EXIT_SHUTDOWN, 0, "drained"};
     tr__actor *a = cx->self;
-    tr__child *c = tr__more(a) ? cx->own->ext->child : NULL;
+    tr__child *c = tr__more(cx->own) ? cx->own->ext->child : NULL;
 
     if (c == NULL || (cx->own->lflags & TR__L_ENDING)) {
         return; /* not supervised (never sent), or ending anyway */

@@ -448,18 +448,28 @@ tr__own_of(const tr__actor *a)
            tr__chunk_place(a);
 }
 
-/* a's inline state area (TR__STATE_INLINE bytes, 16-byte aligned, like
- * malloc's). */
-static inline void *
-tr__state_area(const tr__actor *a)
+/* a's owner record, or NULL for NULL (an outside thread). */
+static inline tr__own *
+tr__own_or_null(const tr__actor *a)
 {
-    return tr__chunk_of(a) + TR__CHUNK_AREAS +
-           tr__chunk_place(a) * TR__STATE_INLINE;
+    return a != NULL ? tr__own_of(a) : NULL;
 }
 
-/* Owner: a's state (see TR__STATE_SMALL). */
+/* The inline state area (TR__STATE_INLINE bytes, 16-byte aligned, like
+ * malloc's) of the actor whose owner record is o: at the same place in the
+ * areas array as o in the records array, which is as large. */
 static inline void *
-tr__state_of(const tr__actor *a, tr__own *o)
+tr__state_area(const tr__own *o)
+{
+    _Static_assert(sizeof(tr__own) == TR__STATE_INLINE,
+                   "records and state areas are placed alike");
+    return (char *)(uintptr_t)o + (TR__CHUNK_BYTES - TR__CHUNK_AREAS);
+}
+
+/* Owner: the state of the actor whose owner record is o (see
+ * TR__STATE_SMALL). */
+static inline void *
+tr__state_of(tr__own *o)
 {
     void *p;
 
@@ -468,7 +478,7 @@ tr__state_of(const tr__actor *a, tr__own *o)
         return p;
     }
     return o->beh->state_size <= TR__STATE_SMALL ? (void *)o->small_state
-                                                 : tr__state_area(a);
+                                                 : tr__state_area(o);
 }
 
 /* Runtime states (any thread loads; lifecycle calls store). */
@@ -652,16 +662,15 @@ tr__actor *tr__current_actor(tr_runtime *rt);
  * after this turn's last tr__watch_end, so its re-read of the word sees
  * that the call changed (see report() in watchdog.c). */
 static inline void
-tr__watch_turn(tr__local *l, tr__actor *a)
+tr__watch_turn(tr__local *l, tr__actor *a, const tr_behavior *beh)
 {
     atomic_store_explicit(&l->wd_actor, a, memory_order_release);
-    atomic_store_explicit(&l->wd_beh, tr__own_of(a)->beh, memory_order_release);
+    atomic_store_explicit(&l->wd_beh, beh, memory_order_release);
 }
 
 static inline void
-tr__watch_begin(uint32_t type)
+tr__watch_begin(tr__local *l, uint32_t type)
 {
-    tr__local *l = tr__tls_local;
     /* relaxed: the worker reads back its own store. */
     uint64_t calls =
         atomic_load_explicit(&l->wd_word, memory_order_relaxed) + 2u;
@@ -673,10 +682,8 @@ tr__watch_begin(uint32_t type)
 
 /* The call published by tr__watch_begin returned. Worker only. */
 static inline void
-tr__watch_end(void)
+tr__watch_end(tr__local *l)
 {
-    tr__local *l = tr__tls_local;
-
     /* release: ordered before the next call's stores (see above). */
     atomic_store_explicit(
         &l->wd_word,
@@ -898,13 +905,15 @@ void tr__child_end(tr_cx *cx);
 /* Checks a user send's type and payload. */
 tr_status tr__check_send(tr_runtime *rt, uint32_t type, const void *data,
                          size_t len);
-/* Sends built message m from actor self (NULL: an outside thread; a thread
- * actor blocks like one): held, blocking or refused as the receiver's
+/* Sends built message m from actor self, whose owner record is `so` (both
+ * NULL: an outside thread; a thread actor blocks like one): held, blocking
+ * or refused as the receiver's
  * policy says; outside threads get TR_ESHUTDOWN once shutdown began. Frees
  * m on the statuses where nothing was taken (TR_EFULL, TR_ETIMEDOUT,
  * TR_ESHUTDOWN, TR_ENOMEM) without calling its free_fn (a moved payload
  * stays the caller's). */
-tr_status tr__send_msg(tr_runtime *rt, tr__actor *self, tr__msg *m);
+tr_status tr__send_msg(tr_runtime *rt, tr__actor *self, const tr__own *so,
+                       tr__msg *m);
 /* Whether a send's status means the runtime took the message (queued,
  * held, or dead-lettered): the sender no longer owns it, and a request's
  * asker will be answered. */
@@ -963,27 +972,27 @@ tr_status tr__deliver(tr_runtime *rt, tr__actor *self, tr__msg *m,
 /* The actor's full ext (async state, links and monitors, supervision), or
  * NULL when it has none or only held sends. Owner. */
 static inline tr__ext *
-tr__more(const tr__actor *a)
+tr__more(const tr__own *o)
 {
-    tr__ext *x = tr__own_of(a)->ext;
+    tr__ext *x = o->ext;
 
     return x != NULL && x->full ? x : NULL;
 }
 
 /* Owner: the waiter records in hand (tr__ext.wpriv), or NULL. */
 static inline tr__mnode *
-tr__wpriv(const tr__actor *a)
+tr__wpriv(const tr__own *o)
 {
-    tr__ext *x = tr__own_of(a)->ext;
+    tr__ext *x = o->ext;
 
     return x != NULL ? x->wpriv : NULL;
 }
 
 /* Owner: the first held send, or NULL. */
 static inline tr__msg *
-tr__held(const tr__actor *a)
+tr__held(const tr__own *o)
 {
-    tr__ext *x = tr__own_of(a)->ext;
+    tr__ext *x = o->ext;
 
     return x != NULL ? x->head : NULL;
 }

@@ -117,7 +117,7 @@ link_to(tr_cx *cx, tr_ref other)
     }
     st = tr__send_sys(cx->rt, other, TR__SYS_LINK, &s, sizeof s);
     if (st != TR_OK) {
-        drop_link(tr__more(cx->self), other);
+        drop_link(tr__more(cx->own), other);
     }
     return st;
 }
@@ -139,7 +139,7 @@ tr_unlink(tr_cx *cx, tr_ref other)
     if (cx == NULL) {
         return TR_EINVAL;
     }
-    if (drop_link(tr__more(cx->self), other)) {
+    if (drop_link(tr__more(cx->own), other)) {
         s = (tr__sig){tr_self(cx), 0, false, {0}};
         (void)tr__send_sys(cx->rt, other, TR__SYS_UNLINK, &s, sizeof s);
     }
@@ -154,7 +154,7 @@ tr_trap_exit(tr_cx *cx, bool on)
     if (cx == NULL) {
         return TR_EINVAL;
     }
-    x = on ? tr__ext_get(cx->self) : tr__more(cx->self);
+    x = on ? tr__ext_get(cx->self) : tr__more(cx->own);
     if (x == NULL) {
         return on ? TR_ENOMEM : TR_OK;
     }
@@ -193,7 +193,7 @@ tr_demonitor(tr_cx *cx, tr_monitor m)
     if (cx == NULL) {
         return TR_EINVAL;
     }
-    x = tr__more(cx->self);
+    x = tr__more(cx->own);
     for (uint32_t i = 0; x != NULL && i < x->nmons; i++) {
         if (x->mons[i].id == m.id_) {
             tr__sig s = {tr_self(cx), m.id_, false, {0}};
@@ -276,7 +276,7 @@ tr__bond_sys(tr_cx *cx, const tr__msg *m)
         }
         break;
     case TR__SYS_UNLINK:
-        drop_link(tr__more(cx->self), s.from);
+        drop_link(tr__more(cx->own), s.from);
         break;
     case TR__SYS_MONITOR:
         x = tr__ext_get(cx->self);
@@ -288,7 +288,7 @@ tr__bond_sys(tr_cx *cx, const tr__msg *m)
         x->watchers[x->nwatchers++] = (struct tr__watcher){s.from, s.id};
         break;
     case TR__SYS_DEMONITOR:
-        x = tr__more(cx->self);
+        x = tr__more(cx->own);
         for (uint32_t i = 0; x != NULL && i < x->nwatchers; i++) {
             if (x->watchers[i].id == s.id &&
                 tr_ref_eq(x->watchers[i].who, s.from)) {
@@ -298,7 +298,7 @@ tr__bond_sys(tr_cx *cx, const tr__msg *m)
         }
         break;
     default: /* TR__SYS_EXIT */
-        x = tr__more(cx->self);
+        x = tr__more(cx->own);
         if (s.linked && !drop_link(x, s.from)) {
             break; /* unlinked meanwhile: the link no longer carries it */
         }
@@ -332,7 +332,7 @@ tr__bond_orphan(tr_runtime *rt, const tr__msg *m)
 void
 tr__bonds_end(tr_cx *cx)
 {
-    tr__ext *x = tr__more(cx->self);
+    tr__ext *x = tr__more(cx->own);
     tr_ref me = tr_self(cx);
 
     if (x == NULL) {
@@ -351,7 +351,7 @@ tr__bonds_end(tr_cx *cx)
 bool
 tr__down_take(tr_cx *cx, const tr__msg *m)
 {
-    tr__ext *x = tr__more(cx->self);
+    tr__ext *x = tr__more(cx->own);
     tr_down d;
 
     memcpy(&d, m->data, sizeof d);

@@ -298,13 +298,6 @@ tr__deliver(tr_runtime *rt, tr__actor *self, tr__msg *m, tr__mode mode)
     uint32_t policy;
     tr__admit r;
 
-    if (mode == TR__FROM_ACTOR && tr__held(self) != NULL) {
-        /* Something is held: keep send order by queueing behind it. */
-        if (tr__own_of(self)->ext->n >= rt->cfg.outbox_limit) {
-            return TR_EFULL;
-        }
-        return hold(rt, self, m);
-    }
     a = tr__lookup(rt, to);
     if (a == NULL) {
         tr__dead_letter(rt, m, TR_EDEAD);
@@ -401,7 +394,7 @@ tr__outbox_flush(tr_runtime *rt, tr__actor *a)
 {
     tr__msg *m;
 
-    while ((m = tr__held(a)) != NULL) {
+    while ((m = tr__held(tr__own_of(a))) != NULL) {
         /* Read the outbox link first: once delivered, the node's link
          * belongs to the receiver's queue (and the message may already be
          * handled and freed). */
@@ -420,7 +413,7 @@ tr__outbox_flush(tr_runtime *rt, tr__actor *a)
 void
 tr__outbox_force(tr_runtime *rt, tr__actor *a)
 {
-    while (tr__held(a) != NULL) {
+    while (tr__held(tr__own_of(a)) != NULL) {
         force_first(rt, a);
     }
 }
@@ -486,7 +479,7 @@ tr__in_cycle(tr_runtime *rt, uint64_t self, uint64_t first)
 static void
 force_first(tr_runtime *rt, tr__actor *a)
 {
-    tr__msg *m = tr__held(a);
+    tr__msg *m = tr__held(tr__own_of(a));
     tr__msg *next =
         (tr__msg *)atomic_load_explicit(&m->node.next, memory_order_relaxed);
 
@@ -513,7 +506,7 @@ park_prepare(tr_runtime *rt, tr__actor *a, uint64_t *consumed, uint32_t freed)
     *consumed = 0;
     if (freed > 0) {
         tr__owner_wake(rt, a, freed);
-        if (tr__wpriv(a) != NULL &&
+        if (tr__wpriv(tr__own_of(a)) != NULL &&
             !(tr__own_of(a)->lflags & TR__L_WAIT_HELD)) {
             tr__mbox_add(&a->mb, TR__MB_WAIT);
             tr__own_of(a)->lflags |= TR__L_WAIT_HELD;
@@ -560,12 +553,12 @@ park_try(tr__actor *a)
 static uint64_t
 waits_for(tr__actor *a)
 {
-    tr__msg *h = tr__held(a);
+    tr__msg *h = tr__held(tr__own_of(a));
 
     if (h != NULL) {
         return tr__ref_pack(h->to);
     }
-    tr__ext *x = tr__more(a);
+    tr__ext *x = tr__more(tr__own_of(a));
 
     if (x != NULL && x->kind == TR__AW_ASK && !x->ready) {
         return tr__ref_pack(x->target) | TR__EDGE_AWAIT;
@@ -615,11 +608,11 @@ tr__mute(tr_runtime *rt, tr__actor *a, uint64_t *consumed, uint32_t freed)
         if (tr__outbox_flush(rt, a)) {
             break;
         }
-        t = tr__lookup(rt, tr__held(a)->to);
+        t = tr__lookup(rt, tr__held(tr__own_of(a))->to);
         if (t == NULL) {
             continue; /* it just ended; the next flush dead-letters */
         }
-        first = tr__ref_pack(tr__held(a)->to);
+        first = tr__ref_pack(tr__held(tr__own_of(a))->to);
         /* seq_cst: our half of in_cycle's Dekker pair. */
         atomic_store_explicit(&a->muted_on, first, memory_order_seq_cst);
         if (!add_waiter(t, tr__ref_of(rt, a), NULL)) {
@@ -704,20 +697,23 @@ tr__current_actor(tr_runtime *rt)
 }
 
 tr_status
-tr__send_msg(tr_runtime *rt, tr__actor *self, tr__msg *m)
+tr__send_msg(tr_runtime *rt, tr__actor *self, const tr__own *so, tr__msg *m)
 {
     tr_status st;
 
-    if (self == NULL &&
-        atomic_load_explicit(&rt->state, memory_order_acquire) !=
-            TR__RT_RUNNING) {
-        st = TR_ESHUTDOWN;
-    } else {
+    if (self == NULL) {
+        st = atomic_load_explicit(&rt->state, memory_order_acquire) !=
+                     TR__RT_RUNNING
+                 ? TR_ESHUTDOWN
+                 : tr__deliver(rt, NULL, m, TR__FROM_THREAD);
+    } else if (so->lflags & TR__L_THREAD) {
         /* A thread actor is a thread: it blocks rather than mutes. */
-        st = tr__deliver(rt, self, m,
-                         self && !(tr__own_of(self)->lflags & TR__L_THREAD)
-                             ? TR__FROM_ACTOR
-                             : TR__FROM_THREAD);
+        st = tr__deliver(rt, self, m, TR__FROM_THREAD);
+    } else if (tr__held(so) != NULL) {
+        /* Something is held: keep send order by queueing behind it. */
+        st = so->ext->n >= rt->cfg.outbox_limit ? TR_EFULL : hold(rt, self, m);
+    } else {
+        st = tr__deliver(rt, self, m, TR__FROM_ACTOR);
     }
     if (st == TR_EFULL || st == TR_ETIMEDOUT || st == TR_ESHUTDOWN ||
         st == TR_ENOMEM) {
@@ -728,8 +724,8 @@ tr__send_msg(tr_runtime *rt, tr__actor *self, tr__msg *m)
 }
 
 static tr_status
-send_copy(tr_runtime *rt, tr__actor *self, tr_ref from, tr_ref to,
-          uint32_t type, const void *data, size_t len)
+send_copy(tr_runtime *rt, tr__actor *self, const tr__own *so, tr_ref from,
+          tr_ref to, uint32_t type, const void *data, size_t len)
 {
     tr_status st = tr__check_send(rt, type, data, len);
     tr__msg *m;
@@ -747,7 +743,7 @@ send_copy(tr_runtime *rt, tr__actor *self, tr_ref from, tr_ref to,
     if (len > 0) {
         memcpy(m->data, data, len);
     }
-    return tr__send_msg(rt, self, m);
+    return tr__send_msg(rt, self, so, m);
 }
 
 tr_status
@@ -756,7 +752,7 @@ tr_send_cx(tr_cx *cx, tr_ref to, uint32_t type, const void *data, size_t len)
     if (cx == NULL) {
         return TR_EINVAL;
     }
-    return send_copy(cx->rt, cx->self, cx->ref, to, type, data, len);
+    return send_copy(cx->rt, cx->self, cx->own, cx->ref, to, type, data, len);
 }
 
 tr_status
@@ -769,13 +765,14 @@ tr_send_rt(tr_runtime *rt, tr_ref to, uint32_t type, const void *data,
         return TR_EINVAL;
     }
     self = tr__current_actor(rt);
-    return send_copy(rt, self, self ? tr__ref_of(rt, self) : TR_NOREF, to, type,
-                     data, len);
+    return send_copy(rt, self, tr__own_or_null(self),
+                     self ? tr__ref_of(rt, self) : TR_NOREF, to, type, data,
+                     len);
 }
 
 static tr_status
-send_move(tr_runtime *rt, tr__actor *self, tr_ref from, tr_ref to,
-          uint32_t type, void **bufp, size_t len, tr_free_fn free_fn)
+send_move(tr_runtime *rt, tr__actor *self, const tr__own *so, tr_ref from,
+          tr_ref to, uint32_t type, void **bufp, size_t len, tr_free_fn free_fn)
 {
     tr_status st;
     tr__msg *m;
@@ -797,7 +794,7 @@ send_move(tr_runtime *rt, tr__actor *self, tr_ref from, tr_ref to,
     m->data = *bufp;
     m->len = len;
     m->free_fn = free_fn;
-    st = tr__send_msg(rt, self, m);
+    st = tr__send_msg(rt, self, so, m);
     if (tr__taken(st)) {
         *bufp = NULL;
     }
@@ -811,7 +808,8 @@ tr_send_move_cx(tr_cx *cx, tr_ref to, uint32_t type, void **bufp, size_t len,
     if (cx == NULL) {
         return TR_EINVAL;
     }
-    return send_move(cx->rt, cx->self, cx->ref, to, type, bufp, len, free_fn);
+    return send_move(cx->rt, cx->self, cx->own, cx->ref, to, type, bufp, len,
+                     free_fn);
 }
 
 tr_status
@@ -824,8 +822,9 @@ tr_send_move_rt(tr_runtime *rt, tr_ref to, uint32_t type, void **bufp,
         return TR_EINVAL;
     }
     self = tr__current_actor(rt);
-    return send_move(rt, self, self ? tr__ref_of(rt, self) : TR_NOREF, to, type,
-                     bufp, len, free_fn);
+    return send_move(rt, self, tr__own_or_null(self),
+                     self ? tr__ref_of(rt, self) : TR_NOREF, to, type, bufp,
+                     len, free_fn);
 }
 
 tr_status
@@ -858,7 +857,8 @@ tr__answer(tr_runtime *rt, tr__actor *self, const tr__msg *req, tr_status st,
         }
         return st;
     }
-    return self ? tr__send_msg(rt, self, r) : tr__deliver(rt, NULL, r, TR__TRY);
+    return self ? tr__send_msg(rt, self, tr__own_of(self), r)
+                : tr__deliver(rt, NULL, r, TR__TRY);
 }
 
 /* Checks that the handler may answer the message it handles, once. */
@@ -948,7 +948,7 @@ tr__forward(tr_cx *cx, tr_ref to, uint64_t deadline)
         /* the asker now waits on `to` */
         tr__edge_move(tr__lookup(cx->rt, req->from), req, to);
     }
-    st = tr__send_msg(cx->rt, cx->self, m);
+    st = tr__send_msg(cx->rt, cx->self, cx->own, m);
     /* Taken (even if then dead-lettered, which answers the asker): the
      * obligation moved on with it. */
     cx->replied = tr__taken(st);
@@ -1135,7 +1135,7 @@ tr_ask_wait(tr_runtime *rt, tr_ref to, uint32_t type, const void *data,
     if (len > 0) {
         memcpy(m->data, data, len);
     }
-    st = tr__send_msg(rt, NULL, m);
+    st = tr__send_msg(rt, NULL, NULL, m);
     if (st < 0) {
         goto out_stop;
     }

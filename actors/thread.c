@@ -143,7 +143,7 @@ tr__thread_open(tr_thread *t, tr_runtime *rt, tr__actor *parent,
     t->a = tr__lookup(rt, t->ref);
     t->cx.self = t->a;
     t->cx.own = tr__own_of(t->a);
-    t->cx.state = tr__state_of(t->a, t->cx.own);
+    t->cx.state = tr__state_of(t->cx.own);
     t->cx.ref = t->ref;
     return TR_OK;
 }
