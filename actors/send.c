@@ -49,11 +49,12 @@ tr__wake_chain(tr_runtime *rt, tr__mnode **chain, uint32_t max)
 static void
 ext_trim(tr__actor *a)
 {
-    tr__ext *x = tr__own_of(a)->ext;
+    tr__own *o = tr__own_of(a);
+    tr__ext *x = o->ext;
 
     if (!x->full && x->head == NULL && x->wpriv == NULL) {
         tr__free(x);
-        tr__own_of(a)->ext = NULL;
+        o->ext = NULL;
     }
 }
 
@@ -498,18 +499,19 @@ force_first(tr_runtime *rt, tr__actor *a)
 static void
 park_prepare(tr_runtime *rt, tr__actor *a, uint64_t *consumed, uint32_t freed)
 {
-    if (!(tr__own_of(a)->lflags & TR__L_MUTE_HELD)) {
+    tr__own *o = tr__own_of(a);
+
+    if (!(o->lflags & TR__L_MUTE_HELD)) {
         *consumed -= TR__MB_MUTE;
-        tr__own_of(a)->lflags |= TR__L_MUTE_HELD;
+        o->lflags |= TR__L_MUTE_HELD;
     }
     tr__mbox_add(&a->mb, (uint64_t)0 - *consumed);
     *consumed = 0;
     if (freed > 0) {
         tr__owner_wake(rt, a, freed);
-        if (tr__wpriv(tr__own_of(a)) != NULL &&
-            !(tr__own_of(a)->lflags & TR__L_WAIT_HELD)) {
+        if (tr__wpriv(o) != NULL && !(o->lflags & TR__L_WAIT_HELD)) {
             tr__mbox_add(&a->mb, TR__MB_WAIT);
-            tr__own_of(a)->lflags |= TR__L_WAIT_HELD;
+            o->lflags |= TR__L_WAIT_HELD;
         }
     }
 }
@@ -529,22 +531,22 @@ typedef enum park_result {
 static park_result
 park_try(tr__actor *a)
 {
+    _Atomic uint32_t *wflags = &tr__own_of(a)->wflags;
     uint32_t old;
 
     if (tr__mbox_word(&a->mb) & TR__MB_SYS_MASK) {
         return PARK_SYS;
     }
-    old = atomic_load_explicit(&tr__own_of(a)->wflags, memory_order_acquire);
+    old = atomic_load_explicit(wflags, memory_order_acquire);
     /* release: our turn's writes go to the waker that schedules us. */
     if (!(old & TR__W_WAKE) &&
-        atomic_compare_exchange_strong_explicit(
-            &tr__own_of(a)->wflags, &old, TR__W_MUTED, memory_order_acq_rel,
-            memory_order_acquire)) {
+        atomic_compare_exchange_strong_explicit(wflags, &old, TR__W_MUTED,
+                                                memory_order_acq_rel,
+                                                memory_order_acquire)) {
         return PARKED;
     }
     /* A wake came in while we were deciding: take it. */
-    atomic_fetch_and_explicit(&tr__own_of(a)->wflags, ~TR__W_WAKE,
-                              memory_order_acq_rel);
+    atomic_fetch_and_explicit(wflags, ~TR__W_WAKE, memory_order_acq_rel);
     return PARK_RETRY;
 }
 
@@ -599,6 +601,8 @@ tr__edge_move(tr__actor *asker, const tr__msg *req, tr_ref to)
 bool
 tr__mute(tr_runtime *rt, tr__actor *a, uint64_t *consumed, uint32_t freed)
 {
+    const tr__own *o = tr__own_of(a);
+
     park_prepare(rt, a, consumed, freed);
     for (;;) {
         tr__actor *t;
@@ -608,11 +612,11 @@ tr__mute(tr_runtime *rt, tr__actor *a, uint64_t *consumed, uint32_t freed)
         if (tr__outbox_flush(rt, a)) {
             break;
         }
-        t = tr__lookup(rt, tr__held(tr__own_of(a))->to);
+        t = tr__lookup(rt, tr__held(o)->to);
         if (t == NULL) {
             continue; /* it just ended; the next flush dead-letters */
         }
-        first = tr__ref_pack(tr__held(tr__own_of(a))->to);
+        first = tr__ref_pack(tr__held(o)->to);
         /* seq_cst: our half of in_cycle's Dekker pair. */
         atomic_store_explicit(&a->muted_on, first, memory_order_seq_cst);
         if (!add_waiter(t, tr__ref_of(rt, a), NULL)) {
