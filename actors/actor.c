@@ -464,13 +464,14 @@ tr__actor_wake(tr_runtime *rt, tr__actor *a)
     /* acq_rel: acquire pairs with the muting owner's release CAS (its turn
      * is over before we schedule it again); release publishes WAKE to an
      * owner still deciding whether to mute (see tr__mute). */
-    uint32_t old = atomic_fetch_or_explicit(&tr__own_of(a)->wflags, TR__W_WAKE,
-                                            memory_order_acq_rel);
+    _Atomic uint32_t *wflags = &tr__own_of(a)->wflags;
+    uint32_t old =
+        atomic_fetch_or_explicit(wflags, TR__W_WAKE, memory_order_acq_rel);
 
     /* The first waker of a parked muted actor schedules it; later ones see
      * WAKE already set and leave it. */
     if (old == TR__W_MUTED) {
-        atomic_store_explicit(&tr__own_of(a)->wflags, 0, memory_order_relaxed);
+        atomic_store_explicit(wflags, 0, memory_order_relaxed);
         tr__exec_schedule(rt->exec, &a->task);
     }
 }

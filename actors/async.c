@@ -31,10 +31,11 @@ tr__ext_new(void)
 tr__ext *
 tr__ext_get(tr__actor *a)
 {
-    tr__ext *x = tr__own_of(a)->ext;
+    tr__own *o = tr__own_of(a);
+    tr__ext *x = o->ext;
 
     if (x == NULL) {
-        tr__own_of(a)->ext = tr__ext_new();
+        o->ext = tr__ext_new();
     } else if (!x->full) {
         /* Held sends only so far: grow it (nothing points into it). */
         x = tr__realloc(x, sizeof *x);
@@ -43,20 +44,22 @@ tr__ext_get(tr__actor *a)
         }
         memset((char *)x + TR__EXT_SMALL, 0, sizeof *x - TR__EXT_SMALL);
         x->full = true;
-        tr__own_of(a)->ext = x;
+        o->ext = x;
     }
-    return tr__own_of(a)->ext;
+    return o->ext;
 }
 
 tr__ext *
 tr__ext_outbox(tr__actor *a)
 {
-    if (tr__own_of(a)->ext == NULL) {
+    tr__own *o = tr__own_of(a);
+
+    if (o->ext == NULL) {
         /* Most actors that hold sends never need more: a muted producer
          * costs a few words, not the whole record. */
-        tr__own_of(a)->ext = tr__calloc(1, TR__EXT_SMALL);
+        o->ext = tr__calloc(1, TR__EXT_SMALL);
     }
-    return tr__own_of(a)->ext;
+    return o->ext;
 }
 
 uint64_t

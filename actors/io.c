@@ -559,10 +559,10 @@ tr_watch_fd(tr_cx *cx, int fd, uint32_t events, uint32_t type, uint32_t flags,
     }
     a = cx->self;
     /* Not open: refused before the fd map grows to a bogus number. */
-    if ((tr__own_of(a)->lflags & TR__L_DROP_OLDEST) || fcntl(fd, F_GETFD) < 0) {
+    if ((cx->own->lflags & TR__L_DROP_OLDEST) || fcntl(fd, F_GETFD) < 0) {
         return TR_EINVAL;
     }
-    if (tr__own_of(a)->lflags & TR__L_ENDING) {
+    if (cx->own->lflags & TR__L_ENDING) {
         return TR_ESTATE;
     }
     st = io_get(cx->rt, &io);
@@ -604,7 +604,7 @@ tr_watch_fd(tr_cx *cx, int fd, uint32_t events, uint32_t type, uint32_t flags,
     atomic_store_explicit(
         &io->alive, atomic_load_explicit(&io->alive, memory_order_relaxed) + 1,
         memory_order_relaxed);
-    tr__own_of(a)->lflags |= TR__L_WATCHING;
+    cx->own->lflags |= TR__L_WATCHING;
     *out = handle_of(w, state);
     st = TR_OK;
 out:

@@ -255,7 +255,9 @@ tr__link_prepare(tr__actor *parent, tr__ext **child)
 void
 tr__link_commit(tr__actor *parent, tr__ext *child, tr_ref pref, tr_ref cref)
 {
-    tr__own_of(parent)->ext->links[tr__own_of(parent)->ext->nlinks++] = cref;
+    tr__ext *x = tr__own_of(parent)->ext;
+
+    x->links[x->nlinks++] = cref;
     child->links[child->nlinks++] = pref;
 }
 
